@@ -1,0 +1,5 @@
+import sys
+
+from lambdasim.server.cli import main
+
+sys.exit(main())
