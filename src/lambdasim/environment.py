@@ -1,0 +1,325 @@
+"""One execution environment: a container, its Runtime API listener and credentials.
+
+An environment serves one invocation at a time, as on AWS. `run()` starts it and
+returns control through `nursery.start` once the runtime has finished init. The
+environment then lives until `stop()` is called or its container exits. It
+removes its container on every way out.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Mapping
+
+import attrs
+import trio
+
+from .backends.base import (
+    ENVIRONMENT_LABEL,
+    FUNCTION_LABEL,
+    INSTANCE_LABEL,
+    MANAGED_LABEL,
+    OWNER_PID_LABEL,
+    VERSION_LABEL,
+    ContainerBackend,
+    ContainerHandle,
+    ContainerSpec,
+    Mount,
+)
+from .credentials import Credentials
+from .runtime_api import ContainerExited, Invocation, RuntimeAPI, RuntimeResult, exit_error
+from .runtimes import Runtime
+
+logger = logging.getLogger("lambdasim.environment")
+function_logger = logging.getLogger("lambdasim.function")
+
+#: Seconds the runtime may take to finish init. AWS allows 10 s for on-demand functions.
+INIT_TIMEOUT = 10.0
+#: Seconds a container removal may take before the environment gives up on it.
+REMOVE_TIMEOUT = 15.0
+
+_EXIT_INVALID_ENTRYPOINT = (126, 127)
+
+
+@attrs.frozen
+class FunctionSnapshot:
+    """One revision of one function version, frozen: the code and settings an environment runs."""
+
+    name: str
+    version: str
+    #: Increases with every change of code or configuration; part of the pool key.
+    revision: int
+    arn: str
+    runtime: Runtime
+    handler: str
+    role: str
+    timeout: int
+    memory_size: int
+    environment: Mapping[str, str]
+    code_path: str
+    image: str
+
+    @property
+    def pool_key(self) -> tuple[str, str, int]:
+        return (self.name, self.version, self.revision)
+
+
+class EnvironmentInitError(Exception):
+    """Init failed; `result` is what the failed invocation reports."""
+
+    def __init__(self, result: RuntimeResult) -> None:
+        super().__init__(result.error_type)
+        self.result = result
+
+
+def _log_stream_name(version: str) -> str:
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y/%m/%d")
+    return f"{today}/[{version}]{uuid.uuid4().hex}"
+
+
+def timeout_result(request_id: str, timeout: float) -> RuntimeResult:
+    """Return what AWS reports for an invocation that ran past its timeout."""
+    body = {
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds",
+    }
+    return RuntimeResult(json.dumps(body).encode(), "Sandbox.Timedout")
+
+
+@attrs.define(eq=False)
+class ExecutionEnvironment:
+    """A container running one function revision, with its own Runtime API."""
+
+    snapshot: FunctionSnapshot
+    backend: ContainerBackend
+    credentials: Credentials
+    endpoint_url: str
+    region: str
+    instance_id: str
+    network: str = "host"
+    id: str = attrs.field(factory=lambda: uuid.uuid4().hex)
+    log_stream_name: str = attrs.field(init=False)
+    container: ContainerHandle | None = attrs.field(default=None, init=False)
+    started_at: float | None = attrs.field(default=None, init=False)
+    last_used: float | None = attrs.field(default=None, init=False)
+    invocations: int = attrs.field(default=0, init=False)
+    #: False once the container died or was killed; the pool then drops the environment.
+    usable: bool = attrs.field(default=True, init=False)
+    busy: bool = attrs.field(default=False, init=False)
+    _api: RuntimeAPI = attrs.field(init=False)
+    _stop: trio.Event = attrs.field(factory=trio.Event, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.log_stream_name = _log_stream_name(self.snapshot.version)
+        self._api = RuntimeAPI(self.id)
+
+    @property
+    def short_id(self) -> str:
+        return self.container.short_id if self.container else "-"
+
+    def _container_environment(self, port: int) -> dict[str, str]:
+        snapshot = self.snapshot
+        variables = {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": self.credentials.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.credentials.secret_access_key,
+            "AWS_LAMBDA_FUNCTION_NAME": snapshot.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": snapshot.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(snapshot.memory_size),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{snapshot.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream_name,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{snapshot.runtime.name}",
+            "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
+            "_HANDLER": snapshot.handler,
+            "LAMBDA_TASK_ROOT": "/var/task",
+            "LAMBDA_RUNTIME_DIR": "/var/runtime",
+            "TZ": ":UTC",
+            "LANG": "en_US.UTF-8",
+        }
+        if self.credentials.session_token:
+            variables["AWS_SESSION_TOKEN"] = self.credentials.session_token
+        # User variables come last. Reserved names were rejected when the function
+        # was created, so they cannot replace what the runtime depends on.
+        variables.update(snapshot.environment)
+        return variables
+
+    def _container_spec(self, port: int) -> ContainerSpec:
+        snapshot = self.snapshot
+        name = f"lambdasim-{snapshot.name[:40]}-{self.id[:12]}"
+        return ContainerSpec(
+            image=snapshot.image,
+            name=name,
+            command=(snapshot.handler,),
+            environment=self._container_environment(port),
+            mounts=(Mount(snapshot.code_path, "/var/task", read_only=True),),
+            labels={
+                MANAGED_LABEL: "true",
+                INSTANCE_LABEL: self.instance_id,
+                OWNER_PID_LABEL: str(os.getpid()),
+                FUNCTION_LABEL: snapshot.name,
+                VERSION_LABEL: snapshot.version,
+                ENVIRONMENT_LABEL: self.id,
+            },
+            network=self.network,
+            memory_mb=snapshot.memory_size,
+        )
+
+    def _on_output(self, stream: str, chunk: bytes) -> None:
+        # TODO: write these lines to the function's CloudWatch Logs stream.
+        for line in chunk.decode(errors="replace").splitlines():
+            function_logger.debug("%s %s: %s", self.snapshot.name, self.short_id, line)
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[ExecutionEnvironment] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Start the container and serve until `stop()` or the container's exit.
+
+        Use with `nursery.start`: `started()` returns the environment once the runtime
+        has finished init. An init failure raises EnvironmentInitError instead, after
+        the container was removed. The container is removed on every way out.
+        """
+        begun = time.monotonic()
+        # Errors before `started()` are raised after the nursery closes, so that the
+        # caller of `nursery.start` gets them bare rather than in an exception group.
+        failure: Exception | None = None
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(self._api.serve)
+            try:
+                self.container = await self.backend.start(self._container_spec(port), self._on_output)
+                logger.info(
+                    "environment starting: function %s version %s container %s",
+                    self.snapshot.name,
+                    self.snapshot.version,
+                    self.short_id,
+                )
+                nursery.start_soon(self._watch_container)
+                await self._finish_init()
+            except Exception as exc:
+                failure = exc
+            else:
+                self.started_at = time.time()
+                logger.info(
+                    "environment ready: function %s container %s in %.0f ms",
+                    self.snapshot.name,
+                    self.short_id,
+                    (time.monotonic() - begun) * 1000,
+                )
+                task_status.started(self)
+                await self._stop.wait()
+            finally:
+                self.usable = False
+                await self._remove_container()
+                nursery.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+
+    async def _finish_init(self) -> None:
+        with trio.move_on_after(INIT_TIMEOUT) as scope:
+            await self._api.wait_init()
+        if scope.cancelled_caught:
+            # NOTE: AWS would retry init within the invocation's timeout; this fails at once.
+            raise EnvironmentInitError(
+                RuntimeResult(
+                    json.dumps(
+                        {
+                            "errorType": "Runtime.InitTimeout",
+                            "errorMessage": f"Init did not finish within {INIT_TIMEOUT:.0f} seconds",
+                        }
+                    ).encode(),
+                    "Runtime.InitTimeout",
+                )
+            )
+        if self._api.ready:
+            return
+        if self._api.init_error is not None:
+            error = self._api.init_error
+            raise EnvironmentInitError(RuntimeResult(error.payload, error.error_type))
+        status = self._api.exit_status
+        if status in _EXIT_INVALID_ENTRYPOINT:
+            body = {
+                "errorType": "Runtime.InvalidEntrypoint",
+                "errorMessage": f"RequestId:  Error: the runtime's entrypoint could not be run "
+                f"(exit status {status})",
+            }
+            raise EnvironmentInitError(
+                RuntimeResult(json.dumps(body).encode(), "Runtime.InvalidEntrypoint")
+            )
+        raise EnvironmentInitError(exit_error("", status))
+
+    async def _watch_container(self) -> None:
+        assert self.container is not None
+        status = await self.backend.wait(self.container)
+        if self.usable:
+            logger.info(
+                "environment's container exited: function %s container %s status %s",
+                self.snapshot.name,
+                self.short_id,
+                status,
+            )
+        self.usable = False
+        self._api.container_exited(status)
+        self._stop.set()
+
+    async def _remove_container(self) -> None:
+        if self.container is None:
+            return
+        with trio.move_on_after(REMOVE_TIMEOUT) as scope:
+            scope.shield = True
+            try:
+                await self.backend.remove(self.container)
+            except Exception:
+                logger.exception("could not remove container %s", self.short_id)
+                return
+        if scope.cancelled_caught:
+            logger.error("removing container %s timed out", self.short_id)
+            return
+        logger.info(
+            "environment stopped: function %s container %s", self.snapshot.name, self.short_id
+        )
+
+    def stop(self) -> None:
+        """Ask the environment to remove its container and end `run()`."""
+        self.usable = False
+        self._stop.set()
+
+    async def invoke(self, invocation: Invocation) -> RuntimeResult:
+        """Run one invocation, enforcing the function's timeout.
+
+        A timed-out invocation or a crashed container leaves the environment unusable
+        and stopping. The result then describes the failure.
+        """
+        timeout = self.snapshot.timeout
+        self.invocations += 1
+        self.busy = True
+        invocation.deadline_ms = int(time.time() * 1000 + timeout * 1000)
+        result: RuntimeResult | None = None
+        try:
+            with trio.move_on_after(timeout):
+                try:
+                    result = await self._api.dispatch(invocation)
+                except ContainerExited as exc:
+                    result = exit_error(invocation.request_id, exc.status)
+        finally:
+            self.busy = False
+        if result is None:
+            logger.info(
+                "invocation %s of %s timed out after %s s; killing container %s",
+                invocation.request_id,
+                self.snapshot.name,
+                timeout,
+                self.short_id,
+            )
+            self.stop()
+            return timeout_result(invocation.request_id, timeout)
+        if result.error_type == "Runtime.ExitError":
+            self.stop()
+        self.last_used = time.time()
+        return result
