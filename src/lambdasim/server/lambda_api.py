@@ -1,0 +1,344 @@
+"""The Lambda REST API: HTTP requests translated to simulator calls.
+
+Requests are matched against the operations of the botocore Lambda model, so
+every operation of the API gets a response. Implemented operations have a
+handler here, and the others return an AWS-shaped error that names the operation.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import botocore
+from quart import Blueprint, Response, request
+
+from ..errors import (
+    InvalidParameterValueException,
+    InvalidRequestContentException,
+    LambdaError,
+    ResourceNotFoundException,
+    UnsupportedOperationException,
+    ValidationException,
+)
+from ..function import Function
+from ..simulator import Simulator
+from .shapes import function_configuration
+
+logger = logging.getLogger("lambdasim.server")
+
+Handler = Callable[[Simulator, dict[str, str]], Awaitable[Response]]
+
+
+@attrs.frozen
+class Operation:
+    """One operation of the Lambda model and the request line that selects it."""
+
+    name: str
+    method: str
+    pattern: re.Pattern[str]
+    #: The first path segment, the API version date such as `2015-03-31`.
+    prefix: str
+    #: How many literal characters the URI template has; more specific routes win.
+    specificity: int
+
+
+def _load_operations() -> list[Operation]:
+    path = f"{botocore.__path__[0]}/data/lambda/2015-03-31/service-2.json.gz"
+    with gzip.open(path, "rt") as model_file:
+        model = json.load(model_file)
+    operations = []
+    for name, operation in model["operations"].items():
+        uri = operation["http"]["requestUri"].split("?", 1)[0]
+        regex = ""
+        for piece in re.split(r"(\{[^}]+\})", uri):
+            if piece.startswith("{"):
+                label = piece.strip("{}+")
+                regex += f"(?P<{label}>.+)" if piece.endswith("+}") else f"(?P<{label}>[^/]+)"
+            else:
+                regex += re.escape(piece)
+        literal = len(re.sub(r"\{[^}]+\}", "", uri))
+        operations.append(
+            Operation(
+                name,
+                operation["http"]["method"],
+                re.compile(regex + "/?"),
+                uri.split("/")[1],
+                literal,
+            )
+        )
+    operations.sort(key=lambda op: -op.specificity)
+    return operations
+
+
+OPERATIONS = _load_operations()
+
+
+def match_operation(method: str, path: str) -> tuple[Operation, dict[str, str]] | None:
+    """Return the model operation for a request line and its path parameters."""
+    for operation in OPERATIONS:
+        if operation.method != method:
+            continue
+        match = operation.pattern.fullmatch(path)
+        if match is not None:
+            return operation, match.groupdict()
+    return None
+
+
+def error_response(error: LambdaError) -> Response:
+    """Return the HTTP response AWS sends for `error`."""
+    response = Response(
+        json.dumps(error.to_body()), status=error.status, content_type="application/json"
+    )
+    response.headers["x-amzn-ErrorType"] = error.error_type
+    response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+    return response
+
+
+def _json_response(body: Any, status: int = 200) -> Response:
+    response = Response(json.dumps(body), status=status, content_type="application/json")
+    response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+    return response
+
+
+async def _json_body() -> dict[str, Any]:
+    raw = await request.get_data()
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidRequestContentException(
+            f"Could not parse request body into json: {exc}"
+        ) from None
+    if not isinstance(body, dict):
+        raise InvalidRequestContentException(
+            "Could not parse request body into json: the body must be a JSON object"
+        )
+    return body
+
+
+def _required(body: dict[str, Any], key: str, member: str) -> Any:
+    value = body.get(key)
+    if value is None:
+        raise ValidationException(
+            f"1 validation error detected: Value null at '{member}' failed to satisfy "
+            "constraint: Member must not be null"
+        )
+    return value
+
+
+def _int_parameter(body: dict[str, Any], key: str, default: int) -> int:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationException(
+            f"1 validation error detected: Value '{value}' at '{key[0].lower() + key[1:]}' "
+            "failed to satisfy constraint: Member must be an integer"
+        )
+    return value
+
+
+async def _deployment_package(simulator: Simulator, code: Any) -> bytes:
+    if not isinstance(code, dict):
+        raise InvalidParameterValueException("Please provide a source for function code.")
+    if code.get("ImageUri"):
+        raise InvalidParameterValueException(
+            "Please don't provide ImageUri when the function's PackageType is Zip."
+        )
+    zip_file = code.get("ZipFile")
+    if zip_file is not None:
+        if code.get("S3Bucket") or code.get("S3Key"):
+            raise InvalidParameterValueException(
+                "Please do not provide other FunctionCode parameters when providing a "
+                "ZipFile."
+            )
+        try:
+            return base64.b64decode(zip_file, validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise InvalidParameterValueException(
+                "Could not unzip uploaded file. Please check your file, then try to upload "
+                "again."
+            ) from None
+    bucket, key = code.get("S3Bucket"), code.get("S3Key")
+    if bucket and key:
+        return await simulator.fetch_s3_code(bucket, key, code.get("S3ObjectVersion"))
+    raise InvalidParameterValueException("Please provide a source for function code.")
+
+
+async def create_function(simulator: Simulator, params: dict[str, str]) -> Response:
+    body = await _json_body()
+    name = _required(body, "FunctionName", "functionName")
+    role = _required(body, "Role", "role")
+    package_type = body.get("PackageType", "Zip")
+    if package_type == "Image":
+        # TODO: container-image functions.
+        raise InvalidParameterValueException(
+            "PackageType Image is not supported by lambdasim yet; package the function as a "
+            ".zip file."
+        )
+    if package_type != "Zip":
+        raise ValidationException(
+            f"1 validation error detected: Value '{package_type}' at 'packageType' failed to "
+            "satisfy constraint: Member must satisfy enum value set: [Image, Zip]"
+        )
+    if not body.get("Runtime") or not body.get("Handler"):
+        raise InvalidParameterValueException(
+            "Runtime and Handler are mandatory parameters for functions created with "
+            "deployment packages."
+        )
+    if body.get("Layers"):
+        # TODO: layers.
+        raise InvalidParameterValueException("Layers are not supported by lambdasim yet.")
+    environment = (body.get("Environment") or {}).get("Variables") or {}
+    if not isinstance(environment, dict):
+        raise InvalidParameterValueException(
+            f"Environment.Variables must be a map of strings, got {environment!r}"
+        )
+    code = await _deployment_package(simulator, body.get("Code"))
+    function = Function(
+        name=name,
+        runtime=body["Runtime"],
+        handler=body["Handler"],
+        role=role,
+        code=code,
+        timeout=_int_parameter(body, "Timeout", 3),
+        memory_size=_int_parameter(body, "MemorySize", 128),
+        environment=environment,
+        description=body.get("Description") or "",
+        architectures=body.get("Architectures") or ["x86_64"],
+        ephemeral_storage=_int_parameter(body.get("EphemeralStorage") or {}, "Size", 512),
+    )
+    deployed = await simulator.create_function(function)
+    return _json_response(function_configuration(deployed), status=201)
+
+
+async def get_function(simulator: Simulator, params: dict[str, str]) -> Response:
+    deployed = simulator.get_function(params["FunctionName"], request.args.get("Qualifier"))
+    location = f"{request.host_url.rstrip('/')}/_lambdasim/code/{deployed.name}"
+    return _json_response(
+        {
+            "Configuration": function_configuration(deployed),
+            "Code": {"RepositoryType": "S3", "Location": location},
+        }
+    )
+
+
+async def get_function_configuration(simulator: Simulator, params: dict[str, str]) -> Response:
+    deployed = simulator.get_function(params["FunctionName"], request.args.get("Qualifier"))
+    return _json_response(function_configuration(deployed))
+
+
+async def list_functions(simulator: Simulator, params: dict[str, str]) -> Response:
+    functions = simulator.list_functions()
+    marker = request.args.get("Marker")
+    max_items = request.args.get("MaxItems", "50")
+    if not max_items.isdigit() or not 1 <= int(max_items) <= 10000:
+        raise ValidationException(
+            f"1 validation error detected: Value '{max_items}' at 'maxItems' failed to satisfy "
+            "constraint: Member must have value between 1 and 10000, inclusive"
+        )
+    start = 0
+    if marker:
+        try:
+            after = base64.urlsafe_b64decode(marker.encode()).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise InvalidParameterValueException(f"Invalid Marker: {marker}") from None
+        start = next((i for i, f in enumerate(functions) if f.name > after), len(functions))
+    page = functions[start : start + int(max_items)]
+    body: dict[str, Any] = {"Functions": [function_configuration(f) for f in page]}
+    if start + len(page) < len(functions):
+        body["NextMarker"] = base64.urlsafe_b64encode(page[-1].name.encode()).decode()
+    return _json_response(body)
+
+
+async def delete_function(simulator: Simulator, params: dict[str, str]) -> Response:
+    await simulator.delete_function(params["FunctionName"], request.args.get("Qualifier"))
+    response = Response(b"", status=204)
+    response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+    return response
+
+
+async def invoke(simulator: Simulator, params: dict[str, str]) -> Response:
+    invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+    name = params["FunctionName"]
+    qualifier = request.args.get("Qualifier")
+    if invocation_type not in ("RequestResponse", "Event", "DryRun"):
+        raise ValidationException(
+            f"1 validation error detected: Value '{invocation_type}' at 'invocationType' failed "
+            "to satisfy constraint: Member must satisfy enum value set: "
+            "[Event, RequestResponse, DryRun]"
+        )
+    payload = await request.get_data()
+    if invocation_type == "DryRun":
+        simulator.get_function(name, qualifier)
+        return Response(b"", status=204)
+    if invocation_type == "Event":
+        # TODO: asynchronous invocation with retries and destinations.
+        raise UnsupportedOperationException(
+            "InvocationType Event is not supported by lambdasim yet; use RequestResponse."
+        )
+    client_context = request.headers.get("X-Amz-Client-Context")
+    if client_context:
+        try:
+            client_context = base64.b64decode(client_context, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise InvalidRequestContentException(
+                "Client context must be a valid Base64-encoded JSON object."
+            ) from None
+    result = await simulator.invoke(
+        name, payload, qualifier=qualifier, client_context=client_context
+    )
+    response = Response(result.payload, status=result.status_code, content_type="application/json")
+    response.headers["X-Amz-Executed-Version"] = result.executed_version
+    response.headers["x-amzn-RequestId"] = result.request_id
+    if result.function_error:
+        response.headers["X-Amz-Function-Error"] = result.function_error
+    return response
+
+
+HANDLERS: dict[str, Handler] = {
+    "CreateFunction": create_function,
+    "GetFunction": get_function,
+    "GetFunctionConfiguration": get_function_configuration,
+    "ListFunctions": list_functions,
+    "DeleteFunction": delete_function,
+    "Invoke": invoke,
+}
+
+
+def create_lambda_blueprint(simulator: Simulator) -> Blueprint:
+    """Return the blueprint that serves the Lambda API for `simulator`."""
+    blueprint = Blueprint("lambda_api", __name__)
+
+    @blueprint.errorhandler(LambdaError)
+    async def lambda_error(error: LambdaError) -> Response:
+        return error_response(error)
+
+    async def dispatch(path: str) -> Response:
+        found = match_operation(request.method, request.path)
+        if found is None:
+            raise ResourceNotFoundException(
+                f"No Lambda API operation matches {request.method} {request.path}"
+            )
+        operation, params = found
+        handler = HANDLERS.get(operation.name)
+        if handler is None:
+            raise UnsupportedOperationException(
+                f"The {operation.name} operation is not supported by lambdasim yet."
+            )
+        return await handler(simulator, params)
+
+    methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
+    for prefix in sorted({op.prefix for op in OPERATIONS}):
+        blueprint.add_url_rule(
+            f"/{prefix}/<path:path>", f"dispatch_{prefix}", dispatch, methods=methods
+        )
+    return blueprint
