@@ -42,6 +42,10 @@ class Config:
     #: Lifetime in seconds of the execution role's STS session (900 to 43200, as in AWS).
     role_session_seconds: int = attrs.field(default=3600)
     endpoint_url: str | None = None
+    #: Concurrent invocations allowed across all functions, as AWS's account limit.
+    account_concurrency: int = attrs.field(default=1000, validator=_positive)
+    #: Container starts in flight at once.
+    max_concurrent_starts: int = attrs.field(default=8, validator=_positive)
 
     @account_id.validator
     def _check_account_id(self, attribute: attrs.Attribute[str], value: str) -> None:
@@ -81,6 +85,8 @@ class Config:
             "data_dir": ("LAMBDASIM_DATA_DIR", str),
             "role_session_seconds": ("LAMBDASIM_ROLE_SESSION_SECONDS", int),
             "endpoint_url": ("LAMBDASIM_ENDPOINT_URL", str),
+            "account_concurrency": ("LAMBDASIM_ACCOUNT_CONCURRENCY", int),
+            "max_concurrent_starts": ("LAMBDASIM_MAX_CONCURRENT_STARTS", int),
         }
         for field, (variable, kind) in readers.items():
             raw = env.get(variable)

@@ -15,7 +15,7 @@ import fnmatch
 import json
 import logging
 import urllib.parse
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -45,6 +45,14 @@ class Credentials:
     expiration: datetime.datetime | None = None
     #: The assumed role's session ARN, or None for the default credentials.
     assumed_role_arn: str | None = None
+
+
+class CredentialsSource(Protocol):
+    """Where execution environments get their credentials."""
+
+    async def for_function(self, function_name: str, role_arn: str) -> Credentials:
+        """Return credentials of `role_arn` for a new environment of `function_name`."""
+        ...
 
 
 def session_name_for(function_name: str) -> str:

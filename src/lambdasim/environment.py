@@ -13,8 +13,9 @@ import json
 import logging
 import os
 import time
+import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import attrs
 import trio
@@ -111,8 +112,14 @@ class ExecutionEnvironment:
     #: False once the container died or was killed; the pool then drops the environment.
     usable: bool = attrs.field(default=True, init=False)
     busy: bool = attrs.field(default=False, init=False)
+    #: Called when the idle deadline passes; the pool decides whether to stop.
+    on_idle_deadline: Callable[[ExecutionEnvironment], None] | None = attrs.field(
+        default=None, init=False
+    )
     _api: RuntimeAPI = attrs.field(init=False)
     _stop: trio.Event = attrs.field(factory=trio.Event, init=False)
+    _idle_deadline: float = attrs.field(default=math.inf, init=False)
+    _idle_timer: trio.CancelScope | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.log_stream_name = _log_stream_name(self.snapshot.version)
@@ -213,13 +220,33 @@ class ExecutionEnvironment:
                     (time.monotonic() - begun) * 1000,
                 )
                 task_status.started(self)
-                await self._stop.wait()
+                await self._serve_until_stopped()
             finally:
                 self.usable = False
                 await self._remove_container()
                 nursery.cancel_scope.cancel()
         if failure is not None:
             raise failure
+
+    async def _serve_until_stopped(self) -> None:
+        # The idle timer is a cancel scope whose deadline the pool moves: to the
+        # keep-alive or recycle time while idle, and to infinity while busy.
+        while not self._stop.is_set():
+            with trio.CancelScope(deadline=self._idle_deadline) as timer:
+                self._idle_timer = timer
+                await self._stop.wait()
+            self._idle_timer = None
+            if timer.cancelled_caught and self.on_idle_deadline is not None:
+                self.on_idle_deadline(self)
+                if self._idle_deadline <= trio.current_time() and not self._stop.is_set():
+                    # The pool kept the environment without moving the deadline.
+                    self._idle_deadline = math.inf
+
+    def set_idle_deadline(self, deadline: float) -> None:
+        """Move the idle timer to `deadline` (trio time); `math.inf` cancels it."""
+        self._idle_deadline = deadline
+        if self._idle_timer is not None:
+            self._idle_timer.deadline = deadline
 
     async def _finish_init(self) -> None:
         with trio.move_on_after(INIT_TIMEOUT) as scope:
