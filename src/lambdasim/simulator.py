@@ -43,6 +43,8 @@ from .services import EmbeddedServices
 logger = logging.getLogger("lambdasim.simulator")
 
 LATEST = "$LATEST"
+#: Concurrent executions AWS keeps unreserved in every account.
+MIN_UNRESERVED_CONCURRENCY = 100
 #: Seconds a final sweep of leftover containers may take at shutdown.
 _SHUTDOWN_SWEEP_TIMEOUT = 20.0
 
@@ -228,8 +230,99 @@ class Simulator:
         """Delete a function and stop its environments."""
         deployed = self.get_function(name, qualifier)
         del self._functions[deployed.name]
-        retired = self.pool.retire(deployed.name)
+        self.pool.set_reserved_concurrency(deployed.name, None)
+        retired = self.pool.stop_function(deployed.name)
         logger.info("deleted function %s; stopping %d environments", deployed.name, retired)
+
+    async def update_function_code(self, name: str, code: bytes) -> DeployedFunction:
+        """Replace a function's deployment package.
+
+        Environments of the old code stop: idle ones at once, busy ones after their
+        invocation. No later invocation reaches them.
+        """
+        deployed = self.get_function(name)
+        package = await self.code_store.store(code)
+        function = attrs.evolve(deployed.function, code=code)
+        return self._replace(deployed, function, package)
+
+    def update_function_configuration(self, name: str, **changes: object) -> DeployedFunction:
+        """Change fields of a function's configuration, validated as on creation.
+
+        `changes` are `Function` fields such as `timeout` or `environment`.
+        """
+        deployed = self.get_function(name)
+        function = attrs.evolve(deployed.function, **changes)  # type: ignore[arg-type]
+        runtime = lookup_runtime(function.runtime)
+        replaced = self._replace(deployed, function, deployed.package)
+        replaced.image = runtime.image(self.config.image_registry)
+        return replaced
+
+    def _replace(
+        self, deployed: DeployedFunction, function: Function, package: CodePackage
+    ) -> DeployedFunction:
+        deployed.function = function
+        deployed.package = package
+        deployed.revision += 1
+        deployed.revision_id = str(uuid.uuid4())
+        deployed.last_modified = _aws_timestamp()
+        stopped = self.pool.stop_function(function.name, keep=deployed.snapshot().pool_key)
+        logger.info(
+            "updated function %s (revision %d); stopping %d old environments",
+            function.name,
+            deployed.revision,
+            stopped,
+        )
+        return deployed
+
+    # Concurrency -------------------------------------------------------------------
+
+    def put_function_concurrency(self, name: str, reserved: int) -> int:
+        """Reserve concurrency for a function; 0 throttles every invocation."""
+        deployed = self._unqualified(name)
+        limit = self.pool.account_limit
+        others = sum(
+            self.pool.reserved_concurrency(other.name) or 0
+            for other in self._functions.values()
+            if other.name != deployed.name
+        )
+        # AWS keeps at least 100 concurrent executions unreserved.
+        minimum = min(MIN_UNRESERVED_CONCURRENCY, limit)
+        if isinstance(reserved, bool) or not isinstance(reserved, int) or reserved < 0:
+            raise InvalidParameterValueException(
+                f"ReservedConcurrentExecutions must be 0 or more, got {reserved!r}"
+            )
+        if limit - others - reserved < minimum:
+            raise InvalidParameterValueException(
+                "Specified ReservedConcurrentExecutions for function decreases account's "
+                f"UnreservedConcurrentExecution below its minimum value of [{minimum}]."
+            )
+        self.pool.set_reserved_concurrency(deployed.name, reserved)
+        return reserved
+
+    def get_function_concurrency(self, name: str) -> int | None:
+        """Return a function's reserved concurrency, or None when it has none."""
+        deployed = self._unqualified(name)
+        return self.pool.reserved_concurrency(deployed.name)
+
+    def delete_function_concurrency(self, name: str) -> None:
+        """Remove a function's reserved concurrency."""
+        deployed = self._unqualified(name)
+        self.pool.set_reserved_concurrency(deployed.name, None)
+
+    def unreserved_concurrency(self) -> int:
+        """Return the account limit less every function's reserved concurrency."""
+        reserved = sum(self.pool.reserved_concurrency(f.name) or 0 for f in self._functions.values())
+        return self.pool.account_limit - reserved
+
+    def _unqualified(self, name: str) -> DeployedFunction:
+        ref = parse_function_ref(name, region=self.config.region, account_id=self.config.account_id)
+        if ref.qualifier is not None:
+            raise InvalidParameterValueException(
+                "This operation is permitted on Lambda functions only. Aliases and versions do "
+                "not support this operation. Please specify either a function name or an "
+                "unqualified function ARN."
+            )
+        return self.get_function(name)
 
     async def fetch_s3_code(self, bucket: str, key: str, version: str | None = None) -> bytes:
         """Read a deployment package from the embedded S3, as CreateFunction does."""

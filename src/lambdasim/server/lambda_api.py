@@ -109,6 +109,12 @@ def _json_response(body: Any, status: int = 200) -> Response:
     return response
 
 
+def _empty_response() -> Response:
+    response = Response(b"", status=204)
+    response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+    return response
+
+
 async def _json_body() -> dict[str, Any]:
     raw = await request.get_data()
     if not raw:
@@ -173,10 +179,48 @@ async def _deployment_package(simulator: Simulator, code: Any) -> bytes:
     raise InvalidParameterValueException("Please provide a source for function code.")
 
 
+def _configuration_changes(body: dict[str, Any]) -> dict[str, Any]:
+    """Return the `Function` fields that a create or update request sets."""
+    if body.get("Layers"):
+        # TODO: layers.
+        raise InvalidParameterValueException("Layers are not supported by lambdasim yet.")
+    changes: dict[str, Any] = {}
+    simple = {
+        "Runtime": "runtime",
+        "Handler": "handler",
+        "Role": "role",
+        "Timeout": "timeout",
+        "MemorySize": "memory_size",
+    }
+    for key, field in simple.items():
+        if key in body and body[key] is not None:
+            changes[field] = body[key]
+    if "Description" in body:
+        changes["description"] = body["Description"] or ""
+    if "Environment" in body:
+        environment = (body.get("Environment") or {}).get("Variables") or {}
+        if not isinstance(environment, dict):
+            raise InvalidParameterValueException(
+                f"Environment.Variables must be a map of strings, got {environment!r}"
+            )
+        changes["environment"] = environment
+    if body.get("EphemeralStorage") is not None:
+        changes["ephemeral_storage"] = _int_parameter(body["EphemeralStorage"], "Size", 512)
+    for field in ("timeout", "memory_size"):
+        value = changes.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            member = "timeout" if field == "timeout" else "memorySize"
+            raise ValidationException(
+                f"1 validation error detected: Value '{value}' at '{member}' failed to "
+                "satisfy constraint: Member must be an integer"
+            )
+    return changes
+
+
 async def create_function(simulator: Simulator, params: dict[str, str]) -> Response:
     body = await _json_body()
     name = _required(body, "FunctionName", "functionName")
-    role = _required(body, "Role", "role")
+    _required(body, "Role", "role")
     package_type = body.get("PackageType", "Zip")
     if package_type == "Image":
         # TODO: container-image functions.
@@ -194,41 +238,78 @@ async def create_function(simulator: Simulator, params: dict[str, str]) -> Respo
             "Runtime and Handler are mandatory parameters for functions created with "
             "deployment packages."
         )
-    if body.get("Layers"):
-        # TODO: layers.
-        raise InvalidParameterValueException("Layers are not supported by lambdasim yet.")
-    environment = (body.get("Environment") or {}).get("Variables") or {}
-    if not isinstance(environment, dict):
-        raise InvalidParameterValueException(
-            f"Environment.Variables must be a map of strings, got {environment!r}"
-        )
+    changes = _configuration_changes(body)
     code = await _deployment_package(simulator, body.get("Code"))
     function = Function(
         name=name,
-        runtime=body["Runtime"],
-        handler=body["Handler"],
-        role=role,
         code=code,
-        timeout=_int_parameter(body, "Timeout", 3),
-        memory_size=_int_parameter(body, "MemorySize", 128),
-        environment=environment,
-        description=body.get("Description") or "",
         architectures=body.get("Architectures") or ["x86_64"],
-        ephemeral_storage=_int_parameter(body.get("EphemeralStorage") or {}, "Size", 512),
+        **changes,
     )
     deployed = await simulator.create_function(function)
     return _json_response(function_configuration(deployed), status=201)
 
 
+async def update_function_code(simulator: Simulator, params: dict[str, str]) -> Response:
+    body = await _json_body()
+    simulator.get_function(params["FunctionName"])
+    code = await _deployment_package(simulator, body)
+    deployed = await simulator.update_function_code(params["FunctionName"], code)
+    return _json_response(function_configuration(deployed))
+
+
+async def update_function_configuration(simulator: Simulator, params: dict[str, str]) -> Response:
+    body = await _json_body()
+    changes = _configuration_changes(body)
+    deployed = simulator.update_function_configuration(params["FunctionName"], **changes)
+    return _json_response(function_configuration(deployed))
+
+
+async def put_function_concurrency(simulator: Simulator, params: dict[str, str]) -> Response:
+    body = await _json_body()
+    reserved = _required(body, "ReservedConcurrentExecutions", "reservedConcurrentExecutions")
+    value = simulator.put_function_concurrency(params["FunctionName"], reserved)
+    return _json_response({"ReservedConcurrentExecutions": value})
+
+
+async def get_function_concurrency(simulator: Simulator, params: dict[str, str]) -> Response:
+    reserved = simulator.get_function_concurrency(params["FunctionName"])
+    return _json_response({} if reserved is None else {"ReservedConcurrentExecutions": reserved})
+
+
+async def delete_function_concurrency(simulator: Simulator, params: dict[str, str]) -> Response:
+    simulator.delete_function_concurrency(params["FunctionName"])
+    return _empty_response()
+
+
+async def get_account_settings(simulator: Simulator, params: dict[str, str]) -> Response:
+    functions = simulator.list_functions()
+    code_size = sum(f.package.size for f in functions)
+    return _json_response(
+        {
+            "AccountLimit": {
+                "TotalCodeSize": 80530636800,
+                "CodeSizeUnzipped": 262144000,
+                "CodeSizeZipped": 52428800,
+                "ConcurrentExecutions": simulator.pool.account_limit,
+                "UnreservedConcurrentExecutions": simulator.unreserved_concurrency(),
+            },
+            "AccountUsage": {"TotalCodeSize": code_size, "FunctionCount": len(functions)},
+        }
+    )
+
+
 async def get_function(simulator: Simulator, params: dict[str, str]) -> Response:
     deployed = simulator.get_function(params["FunctionName"], request.args.get("Qualifier"))
     location = f"{request.host_url.rstrip('/')}/_lambdasim/code/{deployed.name}"
-    return _json_response(
-        {
-            "Configuration": function_configuration(deployed),
-            "Code": {"RepositoryType": "S3", "Location": location},
-        }
-    )
+    body: dict[str, Any] = {
+        "Configuration": function_configuration(deployed),
+        "Code": {"RepositoryType": "S3", "Location": location},
+    }
+    reserved = simulator.get_function_concurrency(deployed.name)
+    if reserved is not None:
+        body["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
+    return _json_response(body)
 
 
 async def get_function_configuration(simulator: Simulator, params: dict[str, str]) -> Response:
@@ -253,7 +334,9 @@ async def list_functions(simulator: Simulator, params: dict[str, str]) -> Respon
             raise InvalidParameterValueException(f"Invalid Marker: {marker}") from None
         start = next((i for i, f in enumerate(functions) if f.name > after), len(functions))
     page = functions[start : start + int(max_items)]
-    body: dict[str, Any] = {"Functions": [function_configuration(f) for f in page]}
+    body: dict[str, Any] = {
+        "Functions": [function_configuration(f) for f in page]
+    }
     if start + len(page) < len(functions):
         body["NextMarker"] = base64.urlsafe_b64encode(page[-1].name.encode()).decode()
     return _json_response(body)
@@ -261,9 +344,7 @@ async def list_functions(simulator: Simulator, params: dict[str, str]) -> Respon
 
 async def delete_function(simulator: Simulator, params: dict[str, str]) -> Response:
     await simulator.delete_function(params["FunctionName"], request.args.get("Qualifier"))
-    response = Response(b"", status=204)
-    response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
-    return response
+    return _empty_response()
 
 
 async def invoke(simulator: Simulator, params: dict[str, str]) -> Response:
@@ -311,6 +392,12 @@ HANDLERS: dict[str, Handler] = {
     "ListFunctions": list_functions,
     "DeleteFunction": delete_function,
     "Invoke": invoke,
+    "UpdateFunctionCode": update_function_code,
+    "UpdateFunctionConfiguration": update_function_configuration,
+    "PutFunctionConcurrency": put_function_concurrency,
+    "GetFunctionConcurrency": get_function_concurrency,
+    "DeleteFunctionConcurrency": delete_function_concurrency,
+    "GetAccountSettings": get_account_settings,
 }
 
 
