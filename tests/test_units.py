@@ -178,7 +178,7 @@ def test_config_from_env() -> None:
 def test_config_invalid_value() -> None:
     with pytest.raises(ValueError, match="LAMBDASIM_PORT='abc'"):
         Config.from_env({"LAMBDASIM_PORT": "abc"})
-    with pytest.raises(ValueError, match="between 900 and 43200"):
+    with pytest.raises(ValueError, match="between 301 and 43200"):
         Config.from_env({"LAMBDASIM_ROLE_SESSION_SECONDS": "60"})
 
 
