@@ -35,6 +35,7 @@ from .errors import (
 )
 from .function import Function
 from .invoke import InvocationResult, normalize_payload
+from .pollers import EventSourceMappings
 from .pool import ContainerPool
 from .runtime_api import Invocation
 from .runtimes import lookup_runtime
@@ -114,6 +115,7 @@ class Simulator:
     instance_id: str = attrs.field(factory=lambda: uuid.uuid4().hex[:16])
     code_store: CodeStore = attrs.field(init=False)
     pool: ContainerPool = attrs.field(init=False)
+    event_sources: EventSourceMappings = attrs.field(init=False)
     _functions: dict[str, DeployedFunction] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -134,6 +136,7 @@ class Simulator:
             config=self.config,
             instance_id=self.instance_id,
         )
+        self.event_sources = EventSourceMappings(self)
 
     async def run(self, *, task_status: trio.TaskStatus[Simulator] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled, then remove every container this simulator started.
@@ -146,6 +149,7 @@ class Simulator:
             async with trio.open_nursery() as nursery:
                 await self._remove_orphans()
                 await nursery.start(self.pool.run)
+                await nursery.start(self.event_sources.run)
                 task_status.started(self)
                 await trio.sleep_forever()
         finally:

@@ -31,10 +31,12 @@ from ..errors import (
 )
 from ..function import Function
 from ..simulator import Simulator
+from .responses import empty_response, error_response, json_body, json_response, required
 from .shapes import function_configuration
 
 logger = logging.getLogger("lambdasim.server")
 
+#: An operation's handler: gets the simulator and the path parameters.
 Handler = Callable[[Simulator, dict[str, str]], Awaitable[Response]]
 
 
@@ -91,55 +93,6 @@ def match_operation(method: str, path: str) -> tuple[Operation, dict[str, str]] 
         if match is not None:
             return operation, match.groupdict()
     return None
-
-
-def error_response(error: LambdaError) -> Response:
-    """Return the HTTP response AWS sends for `error`."""
-    response = Response(
-        json.dumps(error.to_body()), status=error.status, content_type="application/json"
-    )
-    response.headers["x-amzn-ErrorType"] = error.error_type
-    response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
-    return response
-
-
-def _json_response(body: Any, status: int = 200) -> Response:
-    response = Response(json.dumps(body), status=status, content_type="application/json")
-    response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
-    return response
-
-
-def _empty_response() -> Response:
-    response = Response(b"", status=204)
-    response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
-    return response
-
-
-async def _json_body() -> dict[str, Any]:
-    raw = await request.get_data()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidRequestContentException(
-            f"Could not parse request body into json: {exc}"
-        ) from None
-    if not isinstance(body, dict):
-        raise InvalidRequestContentException(
-            "Could not parse request body into json: the body must be a JSON object"
-        )
-    return body
-
-
-def _required(body: dict[str, Any], key: str, member: str) -> Any:
-    value = body.get(key)
-    if value is None:
-        raise ValidationException(
-            f"1 validation error detected: Value null at '{member}' failed to satisfy "
-            "constraint: Member must not be null"
-        )
-    return value
 
 
 def _int_parameter(body: dict[str, Any], key: str, default: int) -> int:
@@ -218,9 +171,9 @@ def _configuration_changes(body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def create_function(simulator: Simulator, params: dict[str, str]) -> Response:
-    body = await _json_body()
-    name = _required(body, "FunctionName", "functionName")
-    _required(body, "Role", "role")
+    body = await json_body()
+    name = required(body, "FunctionName", "functionName")
+    required(body, "Role", "role")
     package_type = body.get("PackageType", "Zip")
     if package_type == "Image":
         # TODO: container-image functions.
@@ -247,45 +200,45 @@ async def create_function(simulator: Simulator, params: dict[str, str]) -> Respo
         **changes,
     )
     deployed = await simulator.create_function(function)
-    return _json_response(function_configuration(deployed), status=201)
+    return json_response(function_configuration(deployed), status=201)
 
 
 async def update_function_code(simulator: Simulator, params: dict[str, str]) -> Response:
-    body = await _json_body()
+    body = await json_body()
     simulator.get_function(params["FunctionName"])
     code = await _deployment_package(simulator, body)
     deployed = await simulator.update_function_code(params["FunctionName"], code)
-    return _json_response(function_configuration(deployed))
+    return json_response(function_configuration(deployed))
 
 
 async def update_function_configuration(simulator: Simulator, params: dict[str, str]) -> Response:
-    body = await _json_body()
+    body = await json_body()
     changes = _configuration_changes(body)
     deployed = simulator.update_function_configuration(params["FunctionName"], **changes)
-    return _json_response(function_configuration(deployed))
+    return json_response(function_configuration(deployed))
 
 
 async def put_function_concurrency(simulator: Simulator, params: dict[str, str]) -> Response:
-    body = await _json_body()
-    reserved = _required(body, "ReservedConcurrentExecutions", "reservedConcurrentExecutions")
+    body = await json_body()
+    reserved = required(body, "ReservedConcurrentExecutions", "reservedConcurrentExecutions")
     value = simulator.put_function_concurrency(params["FunctionName"], reserved)
-    return _json_response({"ReservedConcurrentExecutions": value})
+    return json_response({"ReservedConcurrentExecutions": value})
 
 
 async def get_function_concurrency(simulator: Simulator, params: dict[str, str]) -> Response:
     reserved = simulator.get_function_concurrency(params["FunctionName"])
-    return _json_response({} if reserved is None else {"ReservedConcurrentExecutions": reserved})
+    return json_response({} if reserved is None else {"ReservedConcurrentExecutions": reserved})
 
 
 async def delete_function_concurrency(simulator: Simulator, params: dict[str, str]) -> Response:
     simulator.delete_function_concurrency(params["FunctionName"])
-    return _empty_response()
+    return empty_response()
 
 
 async def get_account_settings(simulator: Simulator, params: dict[str, str]) -> Response:
     functions = simulator.list_functions()
     code_size = sum(f.package.size for f in functions)
-    return _json_response(
+    return json_response(
         {
             "AccountLimit": {
                 "TotalCodeSize": 80530636800,
@@ -309,12 +262,12 @@ async def get_function(simulator: Simulator, params: dict[str, str]) -> Response
     reserved = simulator.get_function_concurrency(deployed.name)
     if reserved is not None:
         body["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
-    return _json_response(body)
+    return json_response(body)
 
 
 async def get_function_configuration(simulator: Simulator, params: dict[str, str]) -> Response:
     deployed = simulator.get_function(params["FunctionName"], request.args.get("Qualifier"))
-    return _json_response(function_configuration(deployed))
+    return json_response(function_configuration(deployed))
 
 
 async def list_functions(simulator: Simulator, params: dict[str, str]) -> Response:
@@ -339,12 +292,12 @@ async def list_functions(simulator: Simulator, params: dict[str, str]) -> Respon
     }
     if start + len(page) < len(functions):
         body["NextMarker"] = base64.urlsafe_b64encode(page[-1].name.encode()).decode()
-    return _json_response(body)
+    return json_response(body)
 
 
 async def delete_function(simulator: Simulator, params: dict[str, str]) -> Response:
     await simulator.delete_function(params["FunctionName"], request.args.get("Qualifier"))
-    return _empty_response()
+    return empty_response()
 
 
 async def invoke(simulator: Simulator, params: dict[str, str]) -> Response:
@@ -403,6 +356,9 @@ HANDLERS: dict[str, Handler] = {
 
 def create_lambda_blueprint(simulator: Simulator) -> Blueprint:
     """Return the blueprint that serves the Lambda API for `simulator`."""
+    from . import event_source_api, layer_api
+
+    handlers = {**HANDLERS, **event_source_api.HANDLERS, **layer_api.HANDLERS}
     blueprint = Blueprint("lambda_api", __name__)
 
     @blueprint.errorhandler(LambdaError)
@@ -416,7 +372,7 @@ def create_lambda_blueprint(simulator: Simulator) -> Blueprint:
                 f"No Lambda API operation matches {request.method} {request.path}"
             )
         operation, params = found
-        handler = HANDLERS.get(operation.name)
+        handler = handlers.get(operation.name)
         if handler is None:
             raise UnsupportedOperationException(
                 f"The {operation.name} operation is not supported by lambdasim yet."
