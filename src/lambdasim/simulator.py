@@ -35,6 +35,7 @@ from .errors import (
 )
 from .function import Function
 from .invoke import InvocationResult, normalize_payload
+from .function_settings import FunctionSettings
 from .pollers import EventSourceMappings
 from .pool import ContainerPool
 from .runtime_api import Invocation
@@ -116,6 +117,7 @@ class Simulator:
     code_store: CodeStore = attrs.field(init=False)
     pool: ContainerPool = attrs.field(init=False)
     event_sources: EventSourceMappings = attrs.field(init=False)
+    settings: FunctionSettings = attrs.field(factory=FunctionSettings, init=False)
     _functions: dict[str, DeployedFunction] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -234,6 +236,7 @@ class Simulator:
         """Delete a function and stop its environments."""
         deployed = self.get_function(name, qualifier)
         del self._functions[deployed.name]
+        self.settings.forget(deployed.name)
         self.pool.set_reserved_concurrency(deployed.name, None)
         retired = self.pool.stop_function(deployed.name)
         logger.info("deleted function %s; stopping %d environments", deployed.name, retired)

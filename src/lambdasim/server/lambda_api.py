@@ -356,9 +356,14 @@ HANDLERS: dict[str, Handler] = {
 
 def create_lambda_blueprint(simulator: Simulator) -> Blueprint:
     """Return the blueprint that serves the Lambda API for `simulator`."""
-    from . import event_source_api, layer_api
+    from . import event_source_api, layer_api, settings_api
 
-    handlers = {**HANDLERS, **event_source_api.HANDLERS, **layer_api.HANDLERS}
+    handlers = {
+        **HANDLERS,
+        **event_source_api.HANDLERS,
+        **layer_api.HANDLERS,
+        **settings_api.HANDLERS,
+    }
     blueprint = Blueprint("lambda_api", __name__)
 
     @blueprint.errorhandler(LambdaError)
