@@ -65,9 +65,26 @@ class ResourceConflictException(LambdaError):
     status = 409
 
 
+class PreconditionFailedException(LambdaError):
+    """A request's `RevisionId` differs from the resource's current one."""
+
+    error_type = "PreconditionFailedException"
+    status = 412
+
+
+class PolicyLengthExceededException(LambdaError):
+    error_type = "PolicyLengthExceededException"
+    status = 400
+
+
 class ResourceNotReadyException(LambdaError):
     error_type = "ResourceNotReadyException"
     status = 502
+
+
+class PreconditionFailedException(LambdaError):
+    error_type = "PreconditionFailedException"
+    status = 412
 
 
 class TooManyRequestsException(LambdaError):

@@ -177,18 +177,27 @@ class ContainerPool:
             self._arm_idle_timer(record)
         return result
 
-    def stop_function(self, function: str, keep: PoolKey | None = None) -> int:
+    def stop_function(
+        self, function: str, keep: PoolKey | None = None, *, version: str | None = None
+    ) -> int:
         """Stop the environments of `function` except those of revision `keep`.
 
-        Idle ones stop now, busy ones after their invocation. Returns how many were
-        affected.
+        With `version`, only environments of that version stop. Idle ones stop now,
+        busy ones after their invocation. Returns how many were affected.
         """
         affected = [
             r
             for r in self._core.records()
-            if r.function == function and r.key != keep and r.state is not EnvironmentState.STOPPING
+            if r.function == function
+            and r.key != keep
+            and r.state is not EnvironmentState.STOPPING
+            and (version is None or self._snapshots[r.key].version == version)
         ]
-        self._apply(self._core.retire(function, keep))
+        if version is None:
+            self._apply(self._core.retire(function, keep))
+        else:
+            for key in {r.key for r in affected}:
+                self._apply(self._core.retire_key(key))
         return len(affected)
 
     def expire_credentials(self, environment_id: str) -> bool:

@@ -313,6 +313,19 @@ class PoolCore:
                 record.state = EnvironmentState.DRAINING
         return actions
 
+    def retire_key(self, key: PoolKey) -> list[Action]:
+        """Stop the environments of one revision, as `retire` does for a function."""
+        actions: list[Action] = []
+        self._retired.add(key)
+        for record in list(self._records.values()):
+            if record.key != key:
+                continue
+            if record.state is EnvironmentState.IDLE:
+                actions.append(self._stop(record, "retired"))
+            elif record.state is EnvironmentState.BUSY:
+                record.state = EnvironmentState.DRAINING
+        return actions
+
     # Internals -----------------------------------------------------------------------
 
     def _require(self, environment_id: str, *states: EnvironmentState) -> EnvironmentRecord:

@@ -22,16 +22,17 @@ from contextlib import asynccontextmanager
 import attrs
 import trio
 
-from .arns import function_arn, parse_function_ref
+from .arns import parse_function_ref
+from .catalog import LATEST, Catalog, DeployedFunction, Resolved, aws_timestamp
 from .backends.base import ContainerBackend
 from .code_store import CodePackage, CodeStore
 from .config import Config
 from .credentials import CredentialsProvider
-from .environment import FunctionSnapshot
 from .errors import (
     InvalidParameterValueException,
+    LambdaError,
+    PreconditionFailedException,
     ResourceConflictException,
-    ResourceNotFoundException,
 )
 from .function import Function
 from .invoke import InvocationResult, normalize_payload
@@ -44,17 +45,10 @@ from .services import EmbeddedServices
 
 logger = logging.getLogger("lambdasim.simulator")
 
-LATEST = "$LATEST"
 #: Concurrent executions AWS keeps unreserved in every account.
 MIN_UNRESERVED_CONCURRENCY = 100
 #: Seconds a final sweep of leftover containers may take at shutdown.
 _SHUTDOWN_SWEEP_TIMEOUT = 20.0
-
-
-def _aws_timestamp() -> str:
-    """Return the current time in the format of `LastModified`."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+0000"
 
 
 def _trace_id() -> str:
@@ -62,43 +56,6 @@ def _trace_id() -> str:
         f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};"
         f"Parent={secrets.token_hex(8)};Sampled=0"
     )
-
-
-@attrs.define(eq=False)
-class DeployedFunction:
-    """A created function: its definition, unpacked code and service-side state."""
-
-    function: Function
-    package: CodePackage
-    arn: str
-    image: str
-    revision: int = 1
-    revision_id: str = attrs.field(factory=lambda: str(uuid.uuid4()))
-    last_modified: str = attrs.field(factory=_aws_timestamp)
-    version: str = LATEST
-    state: str = "Active"
-
-    @property
-    def name(self) -> str:
-        return self.function.name
-
-    def snapshot(self) -> FunctionSnapshot:
-        """Return the frozen view that execution environments run."""
-        function = self.function
-        return FunctionSnapshot(
-            name=function.name,
-            version=self.version,
-            revision=self.revision,
-            arn=self.arn,
-            runtime=lookup_runtime(function.runtime),
-            handler=function.handler,
-            role=function.role,
-            timeout=function.timeout,
-            memory_size=function.memory_size,
-            environment=dict(function.environment),
-            code_path=str(self.package.path),
-            image=self.image,
-        )
 
 
 @attrs.define(eq=False)
@@ -118,7 +75,8 @@ class Simulator:
     pool: ContainerPool = attrs.field(init=False)
     event_sources: EventSourceMappings = attrs.field(init=False)
     settings: FunctionSettings = attrs.field(factory=FunctionSettings, init=False)
-    _functions: dict[str, DeployedFunction] = attrs.field(factory=dict, init=False)
+    catalog: Catalog = attrs.field(init=False)
+    _nursery: trio.Nursery | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         if self.backend is None:
@@ -129,6 +87,7 @@ class Simulator:
             self.services = EmbeddedServices(
                 account_id=self.config.account_id, region=self.config.region
             )
+        self.catalog = Catalog(region=self.config.region, account_id=self.config.account_id)
         self.code_store = CodeStore(self.config.data_dir / "code")
         self.pool = ContainerPool(
             backend=self.backend,
@@ -149,6 +108,7 @@ class Simulator:
         """
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 await self._remove_orphans()
                 await nursery.start(self.pool.run)
                 await nursery.start(self.event_sources.run)
@@ -195,84 +155,182 @@ class Simulator:
     # Functions -------------------------------------------------------------------
 
     def _arn(self, name: str, qualifier: str | None = None) -> str:
-        return function_arn(self.config.region, self.config.account_id, name, qualifier)
+        return self.catalog.arn(name, qualifier)
 
     async def create_function(self, function: Function) -> DeployedFunction:
-        """Create `function`, unpacking its code; raise if the name is taken."""
-        if function.name in self._functions:
+        """Create `function`, unpacking its code; raise if the name is taken.
+
+        The function is Active at once when its image is in the engine. Otherwise it
+        is Pending while the image is pulled, and Failed if the pull fails.
+        """
+        if function.name in self.catalog:
             raise ResourceConflictException(f"Function already exist: {function.name}")
         package = await self.code_store.store(function.code)
         runtime = lookup_runtime(function.runtime)
-        # Another create of the same name may have finished while the code was unpacked.
-        if function.name in self._functions:
-            raise ResourceConflictException(f"Function already exist: {function.name}")
         deployed = DeployedFunction(
             function=function,
             package=package,
             arn=self._arn(function.name),
             image=runtime.image(self.config.image_registry),
+            revision=self.catalog.next_revision(),
+            state="Pending",
+            state_reason="The function is being created.",
+            state_reason_code="Creating",
         )
-        self._functions[function.name] = deployed
-        logger.info("created function %s (%s, %d bytes of code)", function.name, function.runtime, package.size)
+        # Another create of the same name may have finished while the code was unpacked.
+        self.catalog.add(deployed)
+        logger.info(
+            "created function %s (%s, %d bytes of code)", function.name, function.runtime, package.size
+        )
+        await self._activate(deployed)
         return deployed
+
+    async def _activate(self, deployed: DeployedFunction) -> None:
+        """Make `deployed` Active once its image is available, pulling it in the background."""
+        if await self.backend.has_image(deployed.image):
+            self._set_active(deployed)
+            return
+        if self._nursery is None:
+            raise RuntimeError("the simulator is not running; start it with nursery.start(sim.run)")
+        self._nursery.start_soon(self._pull_then_activate, deployed)
+
+    async def _pull_then_activate(self, deployed: DeployedFunction) -> None:
+        try:
+            await self.backend.ensure_image(deployed.image)
+        except LambdaError as exc:
+            logger.error("function %s cannot run: %s", deployed.name, exc.message)
+            deployed.state = "Failed"
+            deployed.state_reason = exc.message
+            deployed.state_reason_code = "ImageAccessDenied"
+            return
+        self._set_active(deployed)
+
+    @staticmethod
+    def _set_active(deployed: DeployedFunction) -> None:
+        deployed.state = "Active"
+        deployed.state_reason = None
+        deployed.state_reason_code = None
 
     def get_function(self, name: str, qualifier: str | None = None) -> DeployedFunction:
-        """Return the function that `name` (a name or ARN) refers to."""
-        ref = parse_function_ref(
-            name, region=self.config.region, account_id=self.config.account_id, qualifier=qualifier
-        )
-        deployed = self._functions.get(ref.name)
-        if deployed is None or ref.qualifier not in (None, LATEST):
-            raise ResourceNotFoundException(
-                f"Function not found: {self._arn(ref.name, ref.qualifier)}"
-            )
-        return deployed
+        """Return the version that `name` (a name or ARN) and `qualifier` refer to."""
+        return self.catalog.resolve(name, qualifier).deployed
+
+    def resolve(self, name: str, qualifier: str | None = None) -> Resolved:
+        """Resolve a name or ARN and qualifier; see `Catalog.resolve`."""
+        return self.catalog.resolve(name, qualifier)
 
     def list_functions(self) -> list[DeployedFunction]:
-        """Return every function, sorted by name."""
-        return [self._functions[name] for name in sorted(self._functions)]
+        """Return the `$LATEST` version of every function, sorted by name."""
+        return [entry.latest for entry in self.catalog.entries()]
+
+    def list_versions(self, name: str) -> list[DeployedFunction]:
+        """Return `$LATEST` and the published versions of a function, oldest first."""
+        entry = self.catalog.entry(name)
+        return [entry.latest, *(entry.versions[v] for v in sorted(entry.versions, key=int))]
 
     async def delete_function(self, name: str, qualifier: str | None = None) -> None:
-        """Delete a function and stop its environments."""
-        deployed = self.get_function(name, qualifier)
-        del self._functions[deployed.name]
-        self.settings.forget(deployed.name)
-        self.pool.set_reserved_concurrency(deployed.name, None)
-        retired = self.pool.stop_function(deployed.name)
-        logger.info("deleted function %s; stopping %d environments", deployed.name, retired)
+        """Delete a function, or one published version of it, and stop its environments."""
+        resolved = self.catalog.resolve(name, qualifier)
+        function_name = resolved.deployed.name
+        if resolved.alias is not None:
+            raise InvalidParameterValueException(
+                "Deletion of aliases is not supported by DeleteFunction; use DeleteAlias."
+            )
+        if resolved.deployed.version != LATEST:
+            self.catalog.delete_version(function_name, resolved.deployed.version)
+            stopped = self.pool.stop_function(function_name, version=resolved.deployed.version)
+            logger.info(
+                "deleted version %s of %s; stopping %d environments",
+                resolved.deployed.version,
+                function_name,
+                stopped,
+            )
+            return
+        self.catalog.remove(function_name)
+        self.settings.forget(function_name)
+        self.pool.set_reserved_concurrency(function_name, None)
+        stopped = self.pool.stop_function(function_name)
+        logger.info("deleted function %s; stopping %d environments", function_name, stopped)
 
-    async def update_function_code(self, name: str, code: bytes) -> DeployedFunction:
+    async def update_function_code(
+        self, name: str, code: bytes, *, revision_id: str | None = None, publish: bool = False
+    ) -> DeployedFunction:
         """Replace a function's deployment package.
 
         Environments of the old code stop: idle ones at once, busy ones after their
-        invocation. No later invocation reaches them.
+        invocation. No later invocation reaches them. With `publish`, the new code is
+        also published as a version, which is returned.
         """
-        deployed = self.get_function(name)
+        deployed = self._latest_for_update(name, revision_id)
         package = await self.code_store.store(code)
+        self._check_revision(deployed, revision_id)
         function = attrs.evolve(deployed.function, code=code)
-        return self._replace(deployed, function, package)
+        self._replace(deployed, function, package)
+        if publish:
+            return self.catalog.publish_version(deployed.name)
+        return deployed
 
-    def update_function_configuration(self, name: str, **changes: object) -> DeployedFunction:
+    def update_function_configuration(
+        self, name: str, *, revision_id: str | None = None, **changes: object
+    ) -> DeployedFunction:
         """Change fields of a function's configuration, validated as on creation.
 
         `changes` are `Function` fields such as `timeout` or `environment`.
         """
-        deployed = self.get_function(name)
+        deployed = self._latest_for_update(name, revision_id)
         function = attrs.evolve(deployed.function, **changes)  # type: ignore[arg-type]
         runtime = lookup_runtime(function.runtime)
-        replaced = self._replace(deployed, function, deployed.package)
-        replaced.image = runtime.image(self.config.image_registry)
-        return replaced
+        self._replace(deployed, function, deployed.package)
+        deployed.image = runtime.image(self.config.image_registry)
+        return deployed
+
+    def publish_version(
+        self,
+        name: str,
+        *,
+        code_sha256: str | None = None,
+        description: str | None = None,
+        revision_id: str | None = None,
+    ) -> DeployedFunction:
+        """Publish `$LATEST` as a new version; see `Catalog.publish_version`."""
+        self._unqualified(name)
+        return self.catalog.publish_version(
+            name, code_sha256=code_sha256, description=description, revision_id=revision_id
+        )
+
+    def _latest_for_update(self, name: str, revision_id: str | None) -> DeployedFunction:
+        ref = parse_function_ref(name, region=self.config.region, account_id=self.config.account_id)
+        if ref.qualifier not in (None, LATEST):
+            raise InvalidParameterValueException(
+                "Updating a function version or alias is not supported; give the unqualified "
+                "function name or ARN."
+            )
+        deployed = self.catalog.entry(name).latest
+        self._check_revision(deployed, revision_id)
+        return deployed
+
+    @staticmethod
+    def _check_revision(deployed: DeployedFunction, revision_id: str | None) -> None:
+        if revision_id is not None and revision_id != deployed.revision_id:
+            raise PreconditionFailedException(
+                "The Revision Id provided does not match the latest Revision Id. Call the "
+                "GetFunction/GetAlias API to retrieve the latest Revision Id"
+            )
 
     def _replace(
         self, deployed: DeployedFunction, function: Function, package: CodePackage
     ) -> DeployedFunction:
+        # NOTE: updates complete at once, so LastUpdateStatus is InProgress only in the
+        # update's own response and a second update never meets a conflict.
         deployed.function = function
         deployed.package = package
-        deployed.revision += 1
+        deployed.revision = self.catalog.next_revision()
         deployed.revision_id = str(uuid.uuid4())
-        deployed.last_modified = _aws_timestamp()
-        stopped = self.pool.stop_function(function.name, keep=deployed.snapshot().pool_key)
+        deployed.last_modified = aws_timestamp()
+        deployed.last_update_status = "Successful"
+        stopped = self.pool.stop_function(
+            function.name, keep=deployed.snapshot().pool_key, version=LATEST
+        )
         logger.info(
             "updated function %s (revision %d); stopping %d old environments",
             function.name,
@@ -289,7 +347,7 @@ class Simulator:
         limit = self.pool.account_limit
         others = sum(
             self.pool.reserved_concurrency(other.name) or 0
-            for other in self._functions.values()
+            for other in self.list_functions()
             if other.name != deployed.name
         )
         # AWS keeps at least 100 concurrent executions unreserved.
@@ -318,7 +376,7 @@ class Simulator:
 
     def unreserved_concurrency(self) -> int:
         """Return the account limit less every function's reserved concurrency."""
-        reserved = sum(self.pool.reserved_concurrency(f.name) or 0 for f in self._functions.values())
+        reserved = sum(self.pool.reserved_concurrency(f.name) or 0 for f in self.list_functions())
         return self.pool.account_limit - reserved
 
     def _unqualified(self, name: str) -> DeployedFunction:
@@ -329,7 +387,7 @@ class Simulator:
                 "not support this operation. Please specify either a function name or an "
                 "unqualified function ARN."
             )
-        return self.get_function(name)
+        return self.catalog.entry(name).latest
 
     async def fetch_s3_code(self, bucket: str, key: str, version: str | None = None) -> bytes:
         """Read a deployment package from the embedded S3, as CreateFunction does."""
@@ -370,20 +428,19 @@ class Simulator:
         `payload` must be JSON; None or empty means `{}`. Function errors and
         timeouts are results with `function_error` set, not exceptions.
         """
-        ref = parse_function_ref(
-            name, region=self.config.region, account_id=self.config.account_id, qualifier=qualifier
-        )
-        deployed = self._functions.get(ref.name)
-        if deployed is None or ref.qualifier not in (None, LATEST):
-            raise ResourceNotFoundException(
-                f"Function not found: {self._arn(ref.name, ref.qualifier or LATEST)}"
+        resolved = self.catalog.resolve(name, qualifier, route=True, missing_suffix=LATEST)
+        deployed = resolved.deployed
+        if deployed.state != "Active":
+            raise ResourceConflictException(
+                "The operation cannot be performed at this time. The function is currently in "
+                f"the following state: {deployed.state}"
             )
         body = normalize_payload(payload)
         snapshot = deployed.snapshot()
         invocation = Invocation(
             request_id=str(uuid.uuid4()),
             payload=body,
-            function_arn=deployed.arn,
+            function_arn=resolved.invoked_arn,
             deadline_ms=0,
             trace_id=_trace_id(),
             client_context=client_context,

@@ -90,6 +90,10 @@ class FakeBackend:
     async def ping(self) -> bool:
         return True
 
+    async def has_image(self, image: str) -> bool:
+        await trio.lowlevel.checkpoint()
+        return True
+
     async def ensure_image(self, image: str) -> None:
         await trio.lowlevel.checkpoint()
 

@@ -69,6 +69,10 @@ class ContainerBackend(Protocol):
         """Tell whether the engine is reachable."""
         ...
 
+    async def has_image(self, image: str) -> bool:
+        """Tell whether `image` is present in the engine, without pulling it."""
+        ...
+
     async def ensure_image(self, image: str) -> None:
         """Make `image` available, pulling it if needed.
 

@@ -75,6 +75,27 @@ class DockerBackend:
 
         return await self._call(ping)
 
+    async def has_image(self, image: str) -> bool:
+        if image in self._images:
+            return True
+
+        def look_up() -> bool:
+            import docker.errors
+
+            try:
+                self._docker().images.get(image)
+            except docker.errors.ImageNotFound:
+                return False
+            except docker.errors.DockerException as exc:
+                logger.warning("could not look up image %s: %s", image, exc)
+                return False
+            return True
+
+        present = await self._call(look_up)
+        if present:
+            self._images.add(image)
+        return present
+
     async def ensure_image(self, image: str) -> None:
         if image in self._images:
             return

@@ -32,7 +32,7 @@ from ..errors import (
 from ..function import Function
 from ..simulator import Simulator
 from .responses import empty_response, error_response, json_body, json_response, required
-from .shapes import function_configuration
+from .shapes import alias_configuration, function_configuration
 
 logger = logging.getLogger("lambdasim.server")
 
@@ -200,22 +200,137 @@ async def create_function(simulator: Simulator, params: dict[str, str]) -> Respo
         **changes,
     )
     deployed = await simulator.create_function(function)
-    return json_response(function_configuration(deployed), status=201)
+    response = function_configuration(deployed, creating=True)
+    if body.get("Publish"):
+        published = simulator.publish_version(deployed.name)
+        response["Version"] = published.version
+        response["FunctionArn"] = published.qualified_arn
+    return json_response(response, status=201)
 
 
 async def update_function_code(simulator: Simulator, params: dict[str, str]) -> Response:
     body = await json_body()
     simulator.get_function(params["FunctionName"])
     code = await _deployment_package(simulator, body)
-    deployed = await simulator.update_function_code(params["FunctionName"], code)
-    return json_response(function_configuration(deployed))
+    deployed = await simulator.update_function_code(
+        params["FunctionName"],
+        code,
+        revision_id=body.get("RevisionId"),
+        publish=bool(body.get("Publish")),
+    )
+    return json_response(function_configuration(deployed, updating=deployed.version == "$LATEST"))
 
 
 async def update_function_configuration(simulator: Simulator, params: dict[str, str]) -> Response:
     body = await json_body()
     changes = _configuration_changes(body)
-    deployed = simulator.update_function_configuration(params["FunctionName"], **changes)
-    return json_response(function_configuration(deployed))
+    deployed = simulator.update_function_configuration(
+        params["FunctionName"], revision_id=body.get("RevisionId"), **changes
+    )
+    return json_response(function_configuration(deployed, updating=True))
+
+
+async def publish_version(simulator: Simulator, params: dict[str, str]) -> Response:
+    body = await json_body()
+    published = simulator.publish_version(
+        params["FunctionName"],
+        code_sha256=body.get("CodeSha256"),
+        description=body.get("Description"),
+        revision_id=body.get("RevisionId"),
+    )
+    return json_response(function_configuration(published), status=201)
+
+
+def _page(items: list[Any], key: str) -> tuple[list[Any], str | None]:
+    """Return one page of `items` for `Marker` and `MaxItems`, and the next marker."""
+    max_items = request.args.get("MaxItems", "50")
+    if not max_items.isdigit() or not 1 <= int(max_items) <= 10000:
+        raise ValidationException(
+            f"1 validation error detected: Value '{max_items}' at 'maxItems' failed to satisfy "
+            "constraint: Member must have value between 1 and 10000, inclusive"
+        )
+    start = 0
+    marker = request.args.get("Marker")
+    if marker:
+        try:
+            start = int(base64.urlsafe_b64decode(marker.encode()).decode())
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise InvalidParameterValueException(f"Invalid Marker: {marker}") from None
+    page = items[start : start + int(max_items)]
+    end = start + len(page)
+    next_marker = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else None
+    return page, next_marker
+
+
+async def list_versions_by_function(simulator: Simulator, params: dict[str, str]) -> Response:
+    versions = simulator.list_versions(params["FunctionName"])
+    page, next_marker = _page(versions, "Versions")
+    body: dict[str, Any] = {"Versions": [function_configuration(v) for v in page]}
+    if next_marker:
+        body["NextMarker"] = next_marker
+    return json_response(body)
+
+
+def _weights(body: dict[str, Any]) -> dict[str, float] | None:
+    routing = body.get("RoutingConfig")
+    if routing is None:
+        return None
+    weights = routing.get("AdditionalVersionWeights") or {}
+    if not isinstance(weights, dict):
+        raise InvalidParameterValueException(
+            f"RoutingConfig.AdditionalVersionWeights must be a map, got {weights!r}"
+        )
+    return weights
+
+
+async def create_alias(simulator: Simulator, params: dict[str, str]) -> Response:
+    body = await json_body()
+    alias = simulator.catalog.create_alias(
+        params["FunctionName"],
+        required(body, "Name", "name"),
+        required(body, "FunctionVersion", "functionVersion"),
+        description=body.get("Description") or "",
+        weights=_weights(body),
+    )
+    return json_response(alias_configuration(alias), status=201)
+
+
+async def get_alias(simulator: Simulator, params: dict[str, str]) -> Response:
+    alias = simulator.catalog.get_alias(params["FunctionName"], params["Name"])
+    return json_response(alias_configuration(alias))
+
+
+async def list_aliases(simulator: Simulator, params: dict[str, str]) -> Response:
+    entry = simulator.catalog.entry(params["FunctionName"])
+    version = request.args.get("FunctionVersion")
+    aliases = [
+        a
+        for name, a in sorted(entry.aliases.items())
+        if version is None or a.function_version == version
+    ]
+    page, next_marker = _page(aliases, "Aliases")
+    body: dict[str, Any] = {"Aliases": [alias_configuration(a) for a in page]}
+    if next_marker:
+        body["NextMarker"] = next_marker
+    return json_response(body)
+
+
+async def update_alias(simulator: Simulator, params: dict[str, str]) -> Response:
+    body = await json_body()
+    alias = simulator.catalog.update_alias(
+        params["FunctionName"],
+        params["Name"],
+        version=body.get("FunctionVersion"),
+        description=body.get("Description"),
+        weights=_weights(body),
+        revision_id=body.get("RevisionId"),
+    )
+    return json_response(alias_configuration(alias))
+
+
+async def delete_alias(simulator: Simulator, params: dict[str, str]) -> Response:
+    simulator.catalog.delete_alias(params["FunctionName"], params["Name"])
+    return empty_response()
 
 
 async def put_function_concurrency(simulator: Simulator, params: dict[str, str]) -> Response:
@@ -272,26 +387,10 @@ async def get_function_configuration(simulator: Simulator, params: dict[str, str
 
 async def list_functions(simulator: Simulator, params: dict[str, str]) -> Response:
     functions = simulator.list_functions()
-    marker = request.args.get("Marker")
-    max_items = request.args.get("MaxItems", "50")
-    if not max_items.isdigit() or not 1 <= int(max_items) <= 10000:
-        raise ValidationException(
-            f"1 validation error detected: Value '{max_items}' at 'maxItems' failed to satisfy "
-            "constraint: Member must have value between 1 and 10000, inclusive"
-        )
-    start = 0
-    if marker:
-        try:
-            after = base64.urlsafe_b64decode(marker.encode()).decode()
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise InvalidParameterValueException(f"Invalid Marker: {marker}") from None
-        start = next((i for i, f in enumerate(functions) if f.name > after), len(functions))
-    page = functions[start : start + int(max_items)]
-    body: dict[str, Any] = {
-        "Functions": [function_configuration(f) for f in page]
-    }
-    if start + len(page) < len(functions):
-        body["NextMarker"] = base64.urlsafe_b64encode(page[-1].name.encode()).decode()
+    page, next_marker = _page(functions, "Functions")
+    body: dict[str, Any] = {"Functions": [function_configuration(f) for f in page]}
+    if next_marker:
+        body["NextMarker"] = next_marker
     return json_response(body)
 
 
@@ -351,6 +450,13 @@ HANDLERS: dict[str, Handler] = {
     "GetFunctionConcurrency": get_function_concurrency,
     "DeleteFunctionConcurrency": delete_function_concurrency,
     "GetAccountSettings": get_account_settings,
+    "PublishVersion": publish_version,
+    "ListVersionsByFunction": list_versions_by_function,
+    "CreateAlias": create_alias,
+    "GetAlias": get_alias,
+    "ListAliases": list_aliases,
+    "UpdateAlias": update_alias,
+    "DeleteAlias": delete_alias,
 }
 
 

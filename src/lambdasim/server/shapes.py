@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..simulator import DeployedFunction
+from ..catalog import Alias, DeployedFunction
 
 
-def function_configuration(deployed: DeployedFunction) -> dict[str, Any]:
-    """Return the `FunctionConfiguration` of a function."""
+def function_configuration(
+    deployed: DeployedFunction, *, creating: bool = False, updating: bool = False
+) -> dict[str, Any]:
+    """Return the `FunctionConfiguration` of one version of a function.
+
+    `creating` renders the CreateFunction response and `updating` an update's
+    response, which AWS sends before the change has taken effect.
+    """
     function = deployed.function
+    description = deployed.description if deployed.description is not None else function.description
     configuration: dict[str, Any] = {
         "FunctionName": function.name,
-        "FunctionArn": deployed.arn,
+        "FunctionArn": deployed.qualified_arn,
         "Runtime": function.runtime,
         "Role": function.role,
         "Handler": function.handler,
         "CodeSize": deployed.package.size,
-        "Description": function.description,
+        "Description": description,
         "Timeout": function.timeout,
         "MemorySize": function.memory_size,
         "LastModified": deployed.last_modified,
@@ -26,7 +33,6 @@ def function_configuration(deployed: DeployedFunction) -> dict[str, Any]:
         "TracingConfig": {"Mode": "PassThrough"},
         "RevisionId": deployed.revision_id,
         "State": deployed.state,
-        "LastUpdateStatus": "Successful",
         "PackageType": "Zip",
         "Architectures": list(function.architectures),
         "EphemeralStorage": {"Size": function.ephemeral_storage},
@@ -35,4 +41,32 @@ def function_configuration(deployed: DeployedFunction) -> dict[str, Any]:
     }
     if function.environment:
         configuration["Environment"] = {"Variables": dict(function.environment)}
+    if deployed.state_reason:
+        configuration["StateReason"] = deployed.state_reason
+        configuration["StateReasonCode"] = deployed.state_reason_code
+    if deployed.last_update_status is not None:
+        configuration["LastUpdateStatus"] = deployed.last_update_status
+    if creating:
+        configuration["State"] = "Pending"
+        configuration["StateReason"] = "The function is being created."
+        configuration["StateReasonCode"] = "Creating"
+        configuration.pop("LastUpdateStatus", None)
+    if updating:
+        configuration["LastUpdateStatus"] = "InProgress"
+        configuration["LastUpdateStatusReason"] = "The function is being created."
+        configuration["LastUpdateStatusReasonCode"] = "Creating"
     return configuration
+
+
+def alias_configuration(alias: Alias) -> dict[str, Any]:
+    """Return the `AliasConfiguration` of an alias."""
+    shape: dict[str, Any] = {
+        "AliasArn": alias.arn,
+        "Name": alias.name,
+        "FunctionVersion": alias.function_version,
+        "Description": alias.description,
+        "RevisionId": alias.revision_id,
+    }
+    if alias.weights:
+        shape["RoutingConfig"] = {"AdditionalVersionWeights": dict(alias.weights)}
+    return shape
