@@ -142,7 +142,7 @@ def client(server: BackgroundServer) -> Any:
 
     def make(service: str, signature_version: str | None = None) -> Any:
         config = botocore.config.Config(
-            retries={"max_attempts": 1}, signature_version=signature_version
+            retries={"total_max_attempts": 1}, signature_version=signature_version
         )
         return boto3.client(
             service,

@@ -33,6 +33,7 @@ from .backends.base import (
     Mount,
 )
 from .credentials import Credentials
+from .logs import MAX_DRAIN_SECONDS, QUIET_SECONDS, InvocationLog, LogSink
 from .runtime_api import ContainerExited, Invocation, RuntimeAPI, RuntimeResult, exit_error
 from .runtimes import Runtime
 
@@ -116,8 +117,14 @@ class ExecutionEnvironment:
     on_idle_deadline: Callable[[ExecutionEnvironment], None] | None = attrs.field(
         default=None, init=False
     )
+    #: Receives each invocation's finished log, for CloudWatch Logs.
+    on_log: LogSink | None = attrs.field(default=None, init=False)
+    init_duration_ms: float | None = attrs.field(default=None, init=False)
     _api: RuntimeAPI = attrs.field(init=False)
     _stop: trio.Event = attrs.field(factory=trio.Event, init=False)
+    _nursery: trio.Nursery | None = attrs.field(default=None, init=False)
+    _log: InvocationLog | None = attrs.field(default=None, init=False)
+    _partial: dict[str, str] = attrs.field(factory=dict, init=False)
     _idle_deadline: float = attrs.field(default=math.inf, init=False)
     _idle_timer: trio.CancelScope | None = attrs.field(default=None, init=False)
 
@@ -180,9 +187,17 @@ class ExecutionEnvironment:
         )
 
     def _on_output(self, stream: str, chunk: bytes) -> None:
-        # TODO: write these lines to the function's CloudWatch Logs stream.
-        for line in chunk.decode(errors="replace").splitlines():
+        text = self._partial.pop(stream, "") + chunk.decode(errors="replace")
+        *lines, rest = text.split("\n")
+        if rest:
+            self._partial[stream] = rest
+        log = self._log
+        for line in lines:
             function_logger.debug("%s %s: %s", self.snapshot.name, self.short_id, line)
+            if log is not None:
+                log.add(line)
+        if log is not None:
+            log.last_output = trio.current_time()
 
     async def run(
         self, *, task_status: trio.TaskStatus[ExecutionEnvironment] = trio.TASK_STATUS_IGNORED
@@ -198,6 +213,7 @@ class ExecutionEnvironment:
         # caller of `nursery.start` gets them bare rather than in an exception group.
         failure: Exception | None = None
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             port = await nursery.start(self._api.serve)
             try:
                 self.container = await self.backend.start(self._container_spec(port), self._on_output)
@@ -213,6 +229,7 @@ class ExecutionEnvironment:
                 failure = exc
             else:
                 self.started_at = time.time()
+                self.init_duration_ms = (time.monotonic() - begun) * 1000
                 logger.info(
                     "environment ready: function %s container %s in %.0f ms",
                     self.snapshot.name,
@@ -223,6 +240,7 @@ class ExecutionEnvironment:
                 await self._serve_until_stopped()
             finally:
                 self.usable = False
+                self._close_log()
                 await self._remove_container()
                 nursery.cancel_scope.cancel()
         if failure is not None:
@@ -321,11 +339,20 @@ class ExecutionEnvironment:
         """Run one invocation, enforcing the function's timeout.
 
         A timed-out invocation or a crashed container leaves the environment unusable
-        and stopping. The result then describes the failure.
+        and stopping. The result then describes the failure. The invocation's log is
+        attached to `invocation.log`; it is complete once `invocation.log.done` is set.
         """
         timeout = self.snapshot.timeout
+        self._close_log()
+        log = InvocationLog(invocation.request_id, self.snapshot.version, self.snapshot.memory_size)
+        if self.invocations == 0:
+            log.init_duration_ms = self.init_duration_ms
+        log.start()
+        self._log = log
+        invocation.log = log
         self.invocations += 1
         self.busy = True
+        begun = time.monotonic()
         invocation.deadline_ms = int(time.time() * 1000 + timeout * 1000)
         result: RuntimeResult | None = None
         try:
@@ -336,6 +363,10 @@ class ExecutionEnvironment:
                     result = exit_error(invocation.request_id, exc.status)
         finally:
             self.busy = False
+            log.duration_ms = (time.monotonic() - begun) * 1000
+            if self._nursery is not None and not log.closed:
+                self._nursery.start_soon(self._drain_log, log)
+        self.last_used = time.time()
         if result is None:
             logger.info(
                 "invocation %s of %s timed out after %s s; killing container %s",
@@ -344,9 +375,43 @@ class ExecutionEnvironment:
                 timeout,
                 self.short_id,
             )
+            log.add(
+                f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z "
+                f"{invocation.request_id} Task timed out after {timeout:.2f} seconds"
+            )
             self.stop()
             return timeout_result(invocation.request_id, timeout)
         if result.error_type == "Runtime.ExitError":
             self.stop()
-        self.last_used = time.time()
         return result
+
+    async def _drain_log(self, log: InvocationLog) -> None:
+        """Close `log` once the container's output is quiet, within a bound."""
+        try:
+            responded = trio.current_time()
+            deadline = responded + MAX_DRAIN_SECONDS
+            while not log.closed:
+                # Quiet means no output for QUIET_SECONDS, counted from the response at
+                # the earliest.
+                quiet_at = max(log.last_output, responded) + QUIET_SECONDS
+                if trio.current_time() >= min(quiet_at, deadline):
+                    break
+                await trio.sleep_until(min(quiet_at, deadline))
+            if self.container is not None and not log.closed:
+                peak = await self.backend.memory_peak_bytes(self.container)
+                if peak is not None:
+                    log.max_memory_used_mb = math.ceil(peak / (1024 * 1024))
+        finally:
+            self._finish(log)
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._finish(self._log)
+            self._log = None
+
+    def _finish(self, log: InvocationLog) -> None:
+        if log.closed:
+            return
+        log.close()
+        if self.on_log is not None:
+            self.on_log(f"/aws/lambda/{self.snapshot.name}", self.log_stream_name, log)

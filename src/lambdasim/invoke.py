@@ -27,6 +27,8 @@ class InvocationResult:
     #: The runtime's error type for failed invocations, such as `Sandbox.Timedout`.
     error_type: str | None = None
     status_code: int = 200
+    #: Base64 of the log's last 4 KB, when the caller asked for the tail.
+    log_result: str | None = None
 
     def json(self) -> object:
         """Return the payload decoded as JSON."""

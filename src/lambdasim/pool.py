@@ -22,6 +22,7 @@ from .config import Config
 from .credentials import CredentialsSource
 from .environment import EnvironmentInitError, ExecutionEnvironment, FunctionSnapshot
 from .errors import LambdaError, ServiceException, TooManyRequestsException
+from .logs import LogSink
 from .pool_core import (
     RECYCLE_MARGIN,
     Action,
@@ -105,6 +106,8 @@ class ContainerPool:
     _environments: dict[str, ExecutionEnvironment] = attrs.field(factory=dict, init=False)
     _snapshots: dict[PoolKey, FunctionSnapshot] = attrs.field(factory=dict, init=False)
     _wakeups: dict[Waiter, trio.Event] = attrs.field(factory=dict, init=False)
+    #: Receives each invocation's finished log.
+    log_sink: LogSink | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._core = PoolCore(
@@ -325,6 +328,7 @@ class ContainerPool:
                 id=record.id,
             )
             environment.on_idle_deadline = self._on_idle_deadline
+            environment.on_log = self.log_sink
             self._environments[record.id] = environment
             await environment.run(task_status=_ReadySignal(self, record))  # type: ignore[arg-type]
         except EnvironmentInitError as exc:

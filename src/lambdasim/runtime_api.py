@@ -63,6 +63,8 @@ class Invocation:
     client_context: str | None = None
     cognito_identity: str | None = None
     result: RuntimeResult | None = attrs.field(default=None, init=False)
+    #: The invocation's log (a `lambdasim.logs.InvocationLog`), set by the environment.
+    log: Any = attrs.field(default=None, init=False)
     #: Monotonic time at which the runtime took the event.
     taken_at: float | None = attrs.field(default=None, init=False)
     _done: trio.Event = attrs.field(factory=trio.Event, init=False)

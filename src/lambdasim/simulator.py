@@ -12,6 +12,7 @@ the HTTP server:
 from __future__ import annotations
 
 import datetime
+import base64
 import logging
 import secrets
 import time
@@ -37,8 +38,10 @@ from .errors import (
 from .function import Function
 from .invoke import InvocationResult, normalize_payload
 from .function_settings import FunctionSettings
+from .logs import LogWriter
 from .pollers import EventSourceMappings
 from .pool import ContainerPool
+from .registry import EcrCatalog, Registry
 from .runtime_api import Invocation
 from .runtimes import lookup_runtime
 from .services import EmbeddedServices
@@ -74,7 +77,10 @@ class Simulator:
     code_store: CodeStore = attrs.field(init=False)
     pool: ContainerPool = attrs.field(init=False)
     event_sources: EventSourceMappings = attrs.field(init=False)
+    #: The image registry that `docker push` reaches on the endpoint, backed by ECR.
+    registry: Registry = attrs.field(init=False)
     settings: FunctionSettings = attrs.field(factory=FunctionSettings, init=False)
+    log_writer: LogWriter = attrs.field(init=False)
     catalog: Catalog = attrs.field(init=False)
     _nursery: trio.Nursery | None = attrs.field(default=None, init=False)
 
@@ -98,6 +104,13 @@ class Simulator:
             instance_id=self.instance_id,
         )
         self.event_sources = EventSourceMappings(self)
+        self.log_writer = LogWriter(self.services)
+        self.pool.log_sink = self.log_writer.submit
+        self.registry = Registry(
+            self.config.data_dir / "registry",
+            catalog=EcrCatalog(self.services, region=self.config.region),
+            region=self.config.region,
+        )
 
     async def run(self, *, task_status: trio.TaskStatus[Simulator] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled, then remove every container this simulator started.
@@ -110,6 +123,7 @@ class Simulator:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await self._remove_orphans()
+                await nursery.start(self.log_writer.run)
                 await nursery.start(self.pool.run)
                 await nursery.start(self.event_sources.run)
                 task_status.started(self)
@@ -422,11 +436,14 @@ class Simulator:
         *,
         qualifier: str | None = None,
         client_context: str | None = None,
+        log_tail: bool = False,
     ) -> InvocationResult:
         """Invoke a function synchronously and return its result.
 
         `payload` must be JSON; None or empty means `{}`. Function errors and
-        timeouts are results with `function_error` set, not exceptions.
+        timeouts are results with `function_error` set, not exceptions. With
+        `log_tail`, the result carries the end of the invocation's log, as
+        `LogType=Tail` returns it.
         """
         resolved = self.catalog.resolve(name, qualifier, route=True, missing_suffix=LATEST)
         deployed = resolved.deployed
@@ -446,12 +463,17 @@ class Simulator:
             client_context=client_context,
         )
         result = await self.pool.invoke(snapshot, invocation)
+        log_result = None
+        if log_tail and invocation.log is not None:
+            await invocation.log.done.wait()
+            log_result = base64.b64encode(invocation.log.tail()).decode()
         return InvocationResult(
             request_id=invocation.request_id,
             payload=result.payload,
             executed_version=snapshot.version,
             function_error="Unhandled" if result.error_type else None,
             error_type=result.error_type,
+            log_result=log_result,
         )
 
 

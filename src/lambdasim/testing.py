@@ -113,6 +113,10 @@ class FakeBackend:
         await container.exited.wait()
         return container.exit_status
 
+    async def memory_peak_bytes(self, handle: ContainerHandle) -> int | None:
+        await trio.lowlevel.checkpoint()
+        return 42 * 1024 * 1024
+
     async def remove(self, handle: ContainerHandle) -> None:
         container = self._container(handle)
         if container.removed_at is None:

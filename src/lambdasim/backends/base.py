@@ -88,6 +88,10 @@ class ContainerBackend(Protocol):
         """Wait until the container exits and return its exit status."""
         ...
 
+    async def memory_peak_bytes(self, handle: ContainerHandle) -> int | None:
+        """Return the container's peak memory use so far, or None if unknown."""
+        ...
+
     async def remove(self, handle: ContainerHandle) -> None:
         """Kill the container if it runs, and remove it. Missing containers are fine."""
         ...

@@ -233,6 +233,26 @@ class DockerBackend:
             return None
         return result.get("StatusCode")
 
+    async def memory_peak_bytes(self, handle: ContainerHandle) -> int | None:
+        # The cgroup's own counter: cgroup v1 with the cgroupfs driver, then the
+        # cgroup v2 layouts of the systemd and cgroupfs drivers.
+        candidates = (
+            f"/sys/fs/cgroup/memory/docker/{handle.id}/memory.max_usage_in_bytes",
+            f"/sys/fs/cgroup/system.slice/docker-{handle.id}.scope/memory.peak",
+            f"/sys/fs/cgroup/docker/{handle.id}/memory.peak",
+        )
+
+        def read() -> int | None:
+            for path in candidates:
+                try:
+                    with open(path) as counter:
+                        return int(counter.read().strip())
+                except (OSError, ValueError):
+                    continue
+            return None
+
+        return await trio.to_thread.run_sync(read)
+
     async def remove(self, handle: ContainerHandle) -> None:
         await self._call(self._remove_sync, handle.id)
 

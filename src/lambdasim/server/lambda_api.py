@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
@@ -51,6 +51,8 @@ class Operation:
     prefix: str
     #: How many literal characters the URI template has; more specific routes win.
     specificity: int
+    #: Query parameters the URI template fixes, such as `find=LayerVersion`.
+    query: tuple[tuple[str, str], ...] = ()
 
 
 def _load_operations() -> list[Operation]:
@@ -59,7 +61,11 @@ def _load_operations() -> list[Operation]:
         model = json.load(model_file)
     operations = []
     for name, operation in model["operations"].items():
-        uri = operation["http"]["requestUri"].split("?", 1)[0]
+        uri, _, query = operation["http"]["requestUri"].partition("?")
+        fixed = tuple(
+            (key, value)
+            for key, _, value in (part.partition("=") for part in query.split("&") if part)
+        )
         regex = ""
         for piece in re.split(r"(\{[^}]+\})", uri):
             if piece.startswith("{"):
@@ -74,7 +80,8 @@ def _load_operations() -> list[Operation]:
                 operation["http"]["method"],
                 re.compile(regex + "/?"),
                 uri.split("/")[1],
-                literal,
+                literal + 100 * len(fixed),
+                fixed,
             )
         )
     operations.sort(key=lambda op: -op.specificity)
@@ -84,10 +91,14 @@ def _load_operations() -> list[Operation]:
 OPERATIONS = _load_operations()
 
 
-def match_operation(method: str, path: str) -> tuple[Operation, dict[str, str]] | None:
+def match_operation(
+    method: str, path: str, args: Mapping[str, str] | None = None
+) -> tuple[Operation, dict[str, str]] | None:
     """Return the model operation for a request line and its path parameters."""
     for operation in OPERATIONS:
         if operation.method != method:
+            continue
+        if any((args or {}).get(key) != value for key, value in operation.query):
             continue
         match = operation.pattern.fullmatch(path)
         if match is not None:
@@ -426,14 +437,26 @@ async def invoke(simulator: Simulator, params: dict[str, str]) -> Response:
             raise InvalidRequestContentException(
                 "Client context must be a valid Base64-encoded JSON object."
             ) from None
+    log_type = request.headers.get("X-Amz-Log-Type", "None")
+    if log_type not in ("None", "Tail"):
+        raise ValidationException(
+            f"1 validation error detected: Value '{log_type}' at 'logType' failed to satisfy "
+            "constraint: Member must satisfy enum value set: [Tail, None]"
+        )
     result = await simulator.invoke(
-        name, payload, qualifier=qualifier, client_context=client_context
+        name,
+        payload,
+        qualifier=qualifier,
+        client_context=client_context,
+        log_tail=log_type == "Tail",
     )
     response = Response(result.payload, status=result.status_code, content_type="application/json")
     response.headers["X-Amz-Executed-Version"] = result.executed_version
     response.headers["x-amzn-RequestId"] = result.request_id
     if result.function_error:
         response.headers["X-Amz-Function-Error"] = result.function_error
+    if result.log_result is not None:
+        response.headers["X-Amz-Log-Result"] = result.log_result
     return response
 
 
@@ -477,7 +500,7 @@ def create_lambda_blueprint(simulator: Simulator) -> Blueprint:
         return error_response(error)
 
     async def dispatch(path: str) -> Response:
-        found = match_operation(request.method, request.path)
+        found = match_operation(request.method, request.path, request.args)
         if found is None:
             raise ResourceNotFoundException(
                 f"No Lambda API operation matches {request.method} {request.path}"
