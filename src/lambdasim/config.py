@@ -46,6 +46,9 @@ class Config:
     endpoint_url: str | None = None
     #: Concurrent invocations allowed across all functions, as AWS's account limit.
     account_concurrency: int = attrs.field(default=1000, validator=_positive)
+    #: Seconds before the first retry of a failed asynchronous invocation; the
+    #: second waits twice as long. AWS waits about 60 s.
+    async_retry_delay: float = attrs.field(default=60.0, validator=_positive)
     #: Container starts in flight at once.
     max_concurrent_starts: int = attrs.field(default=8, validator=_positive)
 
@@ -89,6 +92,7 @@ class Config:
             "endpoint_url": ("LAMBDASIM_ENDPOINT_URL", str),
             "account_concurrency": ("LAMBDASIM_ACCOUNT_CONCURRENCY", int),
             "max_concurrent_starts": ("LAMBDASIM_MAX_CONCURRENT_STARTS", int),
+            "async_retry_delay": ("LAMBDASIM_ASYNC_RETRY_DELAY", float),
         }
         for field, (variable, kind) in readers.items():
             raw = env.get(variable)

@@ -126,6 +126,8 @@ class Function:
     architectures: tuple[str, ...] = attrs.field(
         default=("x86_64",), kw_only=True, converter=tuple
     )
+    #: ARN of the SQS queue or SNS topic for events that failed asynchronously.
+    dead_letter_target: str | None = attrs.field(default=None, kw_only=True)
     ephemeral_storage: int = attrs.field(
         default=512, kw_only=True, validator=_check_range(512, 10240, "ephemeralStorage.size")
     )
@@ -156,6 +158,14 @@ class Function:
         if len(value) > 256:
             raise _validation_error(
                 value, "description", "Member must have length less than or equal to 256"
+            )
+
+    @dead_letter_target.validator
+    def _check_dead_letter_target(self, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+        if value and not re.fullmatch(r"arn:aws[a-zA-Z-]*:(sqs|sns):[a-z0-9-]+:\d{12}:.+", value):
+            raise InvalidParameterValueException(
+                f"The dead-letter target {value} is invalid: give the ARN of an SQS queue or "
+                "an SNS topic."
             )
 
     @architectures.validator

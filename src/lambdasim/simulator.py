@@ -11,7 +11,6 @@ the HTTP server:
 
 from __future__ import annotations
 
-import datetime
 import base64
 import logging
 import secrets
@@ -24,8 +23,9 @@ import attrs
 import trio
 
 from .arns import parse_function_ref
-from .catalog import LATEST, Catalog, DeployedFunction, Resolved, aws_timestamp
+from .async_invoke import AsyncInvoker
 from .backends.base import ContainerBackend
+from .catalog import LATEST, Catalog, DeployedFunction, Resolved, aws_timestamp
 from .code_store import CodePackage, CodeStore
 from .config import Config
 from .credentials import CredentialsProvider
@@ -36,8 +36,8 @@ from .errors import (
     ResourceConflictException,
 )
 from .function import Function
-from .invoke import InvocationResult, normalize_payload
 from .function_settings import FunctionSettings
+from .invoke import InvocationResult, normalize_payload
 from .logs import LogWriter
 from .pollers import EventSourceMappings
 from .pool import ContainerPool
@@ -81,6 +81,7 @@ class Simulator:
     registry: Registry = attrs.field(init=False)
     settings: FunctionSettings = attrs.field(factory=FunctionSettings, init=False)
     log_writer: LogWriter = attrs.field(init=False)
+    async_invoker: AsyncInvoker = attrs.field(init=False)
     catalog: Catalog = attrs.field(init=False)
     _nursery: trio.Nursery | None = attrs.field(default=None, init=False)
 
@@ -105,6 +106,7 @@ class Simulator:
         )
         self.event_sources = EventSourceMappings(self)
         self.log_writer = LogWriter(self.services)
+        self.async_invoker = AsyncInvoker(self, retry_delay=self.config.async_retry_delay)
         self.pool.log_sink = self.log_writer.submit
         self.registry = Registry(
             self.config.data_dir / "registry",
@@ -126,6 +128,7 @@ class Simulator:
                 await nursery.start(self.log_writer.run)
                 await nursery.start(self.pool.run)
                 await nursery.start(self.event_sources.run)
+                await nursery.start(self.async_invoker.run)
                 task_status.started(self)
                 await trio.sleep_forever()
         finally:
@@ -437,6 +440,7 @@ class Simulator:
         qualifier: str | None = None,
         client_context: str | None = None,
         log_tail: bool = False,
+        request_id: str | None = None,
     ) -> InvocationResult:
         """Invoke a function synchronously and return its result.
 
@@ -455,7 +459,7 @@ class Simulator:
         body = normalize_payload(payload)
         snapshot = deployed.snapshot()
         invocation = Invocation(
-            request_id=str(uuid.uuid4()),
+            request_id=request_id or str(uuid.uuid4()),
             payload=body,
             function_arn=resolved.invoked_arn,
             deadline_ms=0,

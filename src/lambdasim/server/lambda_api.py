@@ -13,7 +13,6 @@ import gzip
 import json
 import logging
 import re
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -168,6 +167,8 @@ def _configuration_changes(body: dict[str, Any]) -> dict[str, Any]:
                 f"Environment.Variables must be a map of strings, got {environment!r}"
             )
         changes["environment"] = environment
+    if "DeadLetterConfig" in body:
+        changes["dead_letter_target"] = (body.get("DeadLetterConfig") or {}).get("TargetArn") or None
     if body.get("EphemeralStorage") is not None:
         changes["ephemeral_storage"] = _int_parameter(body["EphemeralStorage"], "Size", 512)
     for field in ("timeout", "memory_size"):
@@ -425,10 +426,10 @@ async def invoke(simulator: Simulator, params: dict[str, str]) -> Response:
         simulator.get_function(name, qualifier)
         return Response(b"", status=204)
     if invocation_type == "Event":
-        # TODO: asynchronous invocation with retries and destinations.
-        raise UnsupportedOperationException(
-            "InvocationType Event is not supported by lambdasim yet; use RequestResponse."
-        )
+        request_id = simulator.async_invoker.submit(name, payload, qualifier=qualifier)
+        accepted = Response(b"", status=202)
+        accepted.headers["x-amzn-RequestId"] = request_id
+        return accepted
     client_context = request.headers.get("X-Amz-Client-Context")
     if client_context:
         try:

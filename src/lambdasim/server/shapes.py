@@ -41,6 +41,8 @@ def function_configuration(
     }
     if function.environment:
         configuration["Environment"] = {"Variables": dict(function.environment)}
+    if function.dead_letter_target:
+        configuration["DeadLetterConfig"] = {"TargetArn": function.dead_letter_target}
     if deployed.state_reason:
         configuration["StateReason"] = deployed.state_reason
         configuration["StateReasonCode"] = deployed.state_reason_code
