@@ -38,6 +38,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _split_reference(image: str) -> tuple[str, str]:
+    """Split an image reference into the repository and the tag or digest to pull."""
+    if "@" in image:
+        repository, _, digest = image.partition("@")
+        return repository, digest
+    repository, _, tag = image.rpartition(":")
+    if not repository or "/" in tag:
+        return image, "latest"
+    return repository, tag
+
+
 @attrs.define(eq=False)
 class DockerBackend:
     """A `ContainerBackend` for a Docker engine reached the usual way (DOCKER_HOST).
@@ -117,9 +128,7 @@ class DockerBackend:
             pass
         except docker.errors.DockerException as exc:
             raise ServiceException(f"The Docker engine failed to look up image {image}: {exc}") from exc
-        repository, _, tag = image.rpartition(":")
-        if not repository or "/" in tag:
-            repository, tag = image, "latest"
+        repository, tag = _split_reference(image)
         logger.info("pulling image %s", image)
         layers: dict[str, int] = {}
         try:
