@@ -199,7 +199,15 @@ class ContainerPool:
         if version is None:
             self._apply(self._core.retire(function, keep))
         else:
-            for key in {r.key for r in affected}:
+            keys = {r.key for r in affected}
+            keys.update(
+                w.key
+                for w in self._core.waiters()
+                if w.function == function
+                and w.key != keep
+                and self._snapshots[w.key].version == version
+            )
+            for key in keys:
                 self._apply(self._core.retire_key(key))
         return len(affected)
 

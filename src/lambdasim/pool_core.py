@@ -195,10 +195,14 @@ class PoolCore:
             self._reserved[function] = limit
 
     def _throttle_reason(self, function: str) -> ThrottleReason | None:
+        # Reserved concurrency is set aside from the account limit: a function with a
+        # reservation is bounded by it alone, and the others share what is left.
         reserved = self._reserved.get(function)
-        if reserved is not None and self.in_flight(function) >= reserved:
-            return ThrottleReason.FUNCTION
-        if self.in_flight() >= self.account_limit:
+        if reserved is not None:
+            return ThrottleReason.FUNCTION if self.in_flight(function) >= reserved else None
+        unreserved_capacity = self.account_limit - sum(self._reserved.values())
+        unreserved_in_flight = self.in_flight() - sum(self.in_flight(f) for f in self._reserved)
+        if unreserved_in_flight >= unreserved_capacity:
             return ThrottleReason.ACCOUNT
         return None
 
@@ -229,7 +233,12 @@ class PoolCore:
         return []
 
     def finish(self, environment_id: str, now: float, *, usable: bool) -> list[Action]:
-        """Record the end of an invocation; hand the environment on, park or stop it."""
+        """Record the end of an invocation; hand the environment on, park or stop it.
+
+        An environment that is already gone (its container died) needs nothing more.
+        """
+        if environment_id not in self._records:
+            return []
         record = self._require(environment_id, EnvironmentState.BUSY, EnvironmentState.DRAINING)
         if not usable:
             return [self._stop(record, "failed")]
@@ -244,7 +253,8 @@ class PoolCore:
     def started(self, environment_id: str, now: float, recycle_at: float) -> list[Action]:
         """Record that an environment finished init."""
         record = self._require(environment_id, EnvironmentState.STARTING)
-        record.recycle_at = recycle_at
+        # Credentials expired by `expire_credentials` during the start stay expired.
+        record.recycle_at = min(record.recycle_at, recycle_at)
         actions = self._make_available(record, now)
         actions.extend(self._schedule_starts())
         return actions
@@ -303,6 +313,10 @@ class PoolCore:
         ready unless a request still waits for them.
         """
         actions: list[Action] = []
+        for waiter in self._waiters:
+            # Environments still to be started for these waiters stop once they served them.
+            if waiter.function == function and waiter.key != keep:
+                self._retired.add(waiter.key)
         for record in list(self._records.values()):
             if record.function != function or record.key == keep:
                 continue
