@@ -369,6 +369,7 @@ class PoolCoreMachine(RuleBasedStateMachine):
             self.core.set_reserved_concurrency(function, None)
             self.reserved[function] = None
             self.ceilings[function] = math.inf
+            self.account_ceiling = max(self.account_ceiling, self._unreserved_in_flight())
         self._check_retire(function, retire)
 
     # A change matters only while requests are in flight or a function is throttled
