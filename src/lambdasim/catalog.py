@@ -56,7 +56,8 @@ class DeployedFunction:
     """
 
     function: Function
-    package: CodePackage
+    #: The unpacked zip; None for image functions.
+    package: CodePackage | None
     #: The unqualified ARN of the function.
     arn: str
     image: str
@@ -71,6 +72,25 @@ class DeployedFunction:
     state_reason_code: str | None = None
     #: None until the first update, as AWS omits the field for new functions.
     last_update_status: str | None = None
+    #: For image functions: the pinned digest and `repository@digest` as AWS reports it.
+    image_digest: str | None = None
+    resolved_image_uri: str | None = None
+    #: ENTRYPOINT, CMD and WORKDIR from the image's own configuration.
+    image_defaults: dict[str, object] = attrs.field(factory=dict)
+    #: The merged layer folder mounted at /opt, and the layers' ARNs and sizes.
+    opt_path: str | None = None
+    layer_sizes: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def code_sha256(self) -> str:
+        """Return `CodeSha256`: of the zip, or the image digest's hex for image functions."""
+        if self.package is None:
+            return (self.image_digest or "").removeprefix("sha256:")
+        return self.package.sha256
+
+    @property
+    def code_size(self) -> int:
+        return 0 if self.package is None else self.package.size
 
     @property
     def name(self) -> str:
@@ -84,19 +104,43 @@ class DeployedFunction:
     def snapshot(self) -> FunctionSnapshot:
         """Return the frozen view that execution environments run."""
         function = self.function
+        if function.package_type == "Image":
+            config = function.image_config
+            command = config.command if config and config.command else None
+            defaults_cmd = self.image_defaults.get("Cmd")
+            handler_source = command or (tuple(defaults_cmd) if isinstance(defaults_cmd, list) else None)
+            return FunctionSnapshot(
+                name=function.name,
+                version=self.version,
+                revision=self.revision,
+                arn=self.arn,
+                runtime=None,
+                handler=handler_source[0] if handler_source else None,
+                role=function.role,
+                timeout=function.timeout,
+                memory_size=function.memory_size,
+                environment=dict(function.environment),
+                code_path=None,
+                image=self.image,
+                opt_path=self.opt_path,
+                command=command,
+                entrypoint=config.entry_point if config and config.entry_point else None,
+                working_dir=config.working_directory if config else None,
+            )
         return FunctionSnapshot(
             name=function.name,
             version=self.version,
             revision=self.revision,
             arn=self.arn,
-            runtime=lookup_runtime(function.runtime),
+            runtime=lookup_runtime(function.runtime) if function.runtime else None,
             handler=function.handler,
             role=function.role,
             timeout=function.timeout,
             memory_size=function.memory_size,
             environment=dict(function.environment),
-            code_path=str(self.package.path),
+            code_path=str(self.package.path) if self.package else None,
             image=self.image,
+            opt_path=self.opt_path,
         )
 
 
@@ -251,10 +295,10 @@ class Catalog:
         latest = entry.latest
         if revision_id is not None and revision_id != latest.revision_id:
             raise PreconditionFailedException(_REVISION_MISMATCH)
-        if code_sha256 is not None and code_sha256 != latest.package.sha256:
+        if code_sha256 is not None and code_sha256 != latest.code_sha256:
             raise InvalidParameterValueException(
                 f"CodeSHA256 ({code_sha256}) is different from current CodeSHA256 in $LATEST "
-                f"({latest.package.sha256}). Please try again with the CodeSHA256 in $LATEST."
+                f"({latest.code_sha256}). Please try again with the CodeSHA256 in $LATEST."
             )
         if entry.published_revision == latest.revision and entry.versions:
             return entry.versions[str(entry.last_version)]

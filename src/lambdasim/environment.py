@@ -57,14 +57,23 @@ class FunctionSnapshot:
     #: Increases with every change of code or configuration; part of the pool key.
     revision: int
     arn: str
-    runtime: Runtime
-    handler: str
+    #: None for image functions, whose image brings its own runtime.
+    runtime: Runtime | None
+    #: None for image functions that leave the handler to the image's CMD.
+    handler: str | None
     role: str
     timeout: int
     memory_size: int
     environment: Mapping[str, str]
-    code_path: str
+    #: The unpacked deployment package, mounted at /var/task; None for image functions.
+    code_path: str | None
     image: str
+    #: The merged layers, mounted at /opt.
+    opt_path: str | None = None
+    #: Container command and entrypoint; None keeps the image's own.
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    working_dir: str | None = None
 
     @property
     def pool_key(self) -> tuple[str, str, int]:
@@ -150,14 +159,16 @@ class ExecutionEnvironment:
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{snapshot.name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream_name,
             "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_{snapshot.runtime.name}",
             "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
-            "_HANDLER": snapshot.handler,
             "LAMBDA_TASK_ROOT": "/var/task",
             "LAMBDA_RUNTIME_DIR": "/var/runtime",
             "TZ": ":UTC",
             "LANG": "en_US.UTF-8",
         }
+        if snapshot.runtime is not None:
+            variables["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{snapshot.runtime.name}"
+        if snapshot.handler:
+            variables["_HANDLER"] = snapshot.handler
         if self.credentials.session_token:
             variables["AWS_SESSION_TOKEN"] = self.credentials.session_token
         # User variables come last. Reserved names were rejected when the function
@@ -168,12 +179,25 @@ class ExecutionEnvironment:
     def _container_spec(self, port: int) -> ContainerSpec:
         snapshot = self.snapshot
         name = f"lambdasim-{snapshot.name[:40]}-{self.id[:12]}"
+        mounts = []
+        if snapshot.code_path is not None:
+            mounts.append(Mount(snapshot.code_path, "/var/task", read_only=True))
+        if snapshot.opt_path is not None:
+            mounts.append(Mount(snapshot.opt_path, "/opt", read_only=True))
+        if snapshot.command is not None:
+            command: tuple[str, ...] = snapshot.command
+        elif snapshot.code_path is not None and snapshot.handler:
+            command = (snapshot.handler,)
+        else:
+            command = ()
         return ContainerSpec(
             image=snapshot.image,
             name=name,
-            command=(snapshot.handler,),
+            command=command,
+            entrypoint=snapshot.entrypoint,
+            working_dir=snapshot.working_dir,
             environment=self._container_environment(port),
-            mounts=(Mount(snapshot.code_path, "/var/task", read_only=True),),
+            mounts=tuple(mounts),
             labels={
                 MANAGED_LABEL: "true",
                 INSTANCE_LABEL: self.instance_id,

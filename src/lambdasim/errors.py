@@ -82,9 +82,11 @@ class ResourceNotReadyException(LambdaError):
     status = 502
 
 
-class PreconditionFailedException(LambdaError):
-    error_type = "PreconditionFailedException"
-    status = 412
+class ResourceInUseException(LambdaError):
+    """A change to a resource that another operation is still changing."""
+
+    error_type = "ResourceInUseException"
+    status = 400
 
 
 class TooManyRequestsException(LambdaError):

@@ -103,18 +103,40 @@ def _check_range(low: int, high: int, member: str):  # type: ignore[no-untyped-d
 
 
 @attrs.frozen
+class ImageConfig:
+    """Overrides of an image function's ENTRYPOINT, CMD and WORKDIR."""
+
+    entry_point: tuple[str, ...] | None = attrs.field(
+        default=None, converter=lambda value: None if value is None else tuple(value)
+    )
+    command: tuple[str, ...] | None = attrs.field(
+        default=None, converter=lambda value: None if value is None else tuple(value)
+    )
+    working_directory: str | None = None
+
+
+@attrs.frozen
 class Function:
-    """A zip-packaged function: its configuration and its deployment package.
+    """A function's configuration and its deployment package.
 
     Creating one validates every field the way CreateFunction does, so an invalid
-    definition never reaches the simulator. `code` is the zip archive's bytes.
+    definition never reaches the simulator. A zip function has a runtime, a
+    handler and `code`, the zip archive's bytes. An image function
+    (`package_type="Image"`) has an `image_uri` and optionally an `image_config`
+    instead.
     """
 
     name: str = attrs.field()
-    runtime: str = attrs.field()
-    handler: str = attrs.field()
+    runtime: str | None = attrs.field()
+    handler: str | None = attrs.field()
     role: str = attrs.field(validator=_check_role)
-    code: bytes = attrs.field(repr=False, kw_only=True)
+    code: bytes = attrs.field(default=b"", repr=False, kw_only=True)
+    package_type: str = attrs.field(default="Zip", kw_only=True)
+    #: The ECR image URI as given, for image functions.
+    image_uri: str | None = attrs.field(default=None, kw_only=True)
+    image_config: ImageConfig | None = attrs.field(default=None, kw_only=True)
+    #: Layer version ARNs, in the order their contents are merged at `/opt`.
+    layers: tuple[str, ...] = attrs.field(default=(), kw_only=True, converter=tuple)
     timeout: int = attrs.field(default=3, kw_only=True, validator=_check_range(1, 900, "timeout"))
     memory_size: int = attrs.field(
         default=128, kw_only=True, validator=_check_range(128, 10240, "memorySize")
@@ -136,12 +158,31 @@ class Function:
     def _check_name(self, attribute: attrs.Attribute[str], value: str) -> None:
         validate_function_name(value)
 
+    @package_type.validator
+    def _check_package_type(self, attribute: attrs.Attribute[str], value: str) -> None:
+        if value not in ("Zip", "Image"):
+            raise _validation_error(
+                value, "packageType", "Member must satisfy enum value set: [Image, Zip]"
+            )
+        if value == "Zip" and (not self.runtime or not self.handler):
+            raise InvalidParameterValueException(
+                "Runtime and Handler are mandatory parameters for functions created with "
+                "deployment packages."
+            )
+        if value == "Image" and not self.image_uri:
+            raise InvalidParameterValueException(
+                "ImageUri is a mandatory parameter for functions created with PackageType Image."
+            )
+
     @runtime.validator
-    def _check_runtime(self, attribute: attrs.Attribute[str], value: str) -> None:
-        lookup_runtime(value)
+    def _check_runtime(self, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+        if value is not None:
+            lookup_runtime(value)
 
     @handler.validator
-    def _check_handler(self, attribute: attrs.Attribute[str], value: str) -> None:
+    def _check_handler(self, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+        if value is None:
+            return
         if not value or len(value) > 128 or not _HANDLER.fullmatch(value):
             raise _validation_error(
                 value, "handler", r"Member must satisfy regular expression pattern: [^\s]+"

@@ -26,7 +26,7 @@ from .arns import parse_function_ref
 from .async_invoke import AsyncInvoker
 from .backends.base import ContainerBackend
 from .catalog import LATEST, Catalog, DeployedFunction, Resolved, aws_timestamp
-from .code_store import CodePackage, CodeStore
+from .code_store import CodeStore
 from .config import Config
 from .credentials import CredentialsProvider
 from .errors import (
@@ -38,12 +38,13 @@ from .errors import (
 from .function import Function
 from .function_settings import FunctionSettings
 from .invoke import InvocationResult, normalize_payload
+from .layers import LayerStore
 from .logs import LogWriter
 from .pollers import EventSourceMappings
 from .pool import ContainerPool
-from .registry import EcrCatalog, Registry
 from .runtime_api import Invocation
 from .runtimes import lookup_runtime
+from .registry import EcrCatalog, ImageUri, Registry, RegistryError, registry_address
 from .services import EmbeddedServices
 
 logger = logging.getLogger("lambdasim.simulator")
@@ -83,6 +84,7 @@ class Simulator:
     log_writer: LogWriter = attrs.field(init=False)
     async_invoker: AsyncInvoker = attrs.field(init=False)
     catalog: Catalog = attrs.field(init=False)
+    layers: LayerStore = attrs.field(init=False)
     _nursery: trio.Nursery | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -96,6 +98,11 @@ class Simulator:
             )
         self.catalog = Catalog(region=self.config.region, account_id=self.config.account_id)
         self.code_store = CodeStore(self.config.data_dir / "code")
+        self.layers = LayerStore(
+            self.config.data_dir / "layers",
+            region=self.config.region,
+            account_id=self.config.account_id,
+        )
         self.pool = ContainerPool(
             backend=self.backend,
             credentials=CredentialsProvider(
@@ -178,29 +185,86 @@ class Simulator:
         """Create `function`, unpacking its code; raise if the name is taken.
 
         The function is Active at once when its image is in the engine. Otherwise it
-        is Pending while the image is pulled, and Failed if the pull fails.
+        is Pending while the image is pulled, and Failed if the pull fails. An image
+        function is pinned to the digest its tag has now.
         """
         if function.name in self.catalog:
             raise ResourceConflictException(f"Function already exist: {function.name}")
-        package = await self.code_store.store(function.code)
-        runtime = lookup_runtime(function.runtime)
         deployed = DeployedFunction(
             function=function,
-            package=package,
+            package=None,
             arn=self._arn(function.name),
-            image=runtime.image(self.config.image_registry),
+            image="",
             revision=self.catalog.next_revision(),
             state="Pending",
             state_reason="The function is being created.",
             state_reason_code="Creating",
         )
-        # Another create of the same name may have finished while the code was unpacked.
+        failure = await self._load_code(deployed, function)
+        # Another create of the same name may have finished while the code was loaded.
         self.catalog.add(deployed)
-        logger.info(
-            "created function %s (%s, %d bytes of code)", function.name, function.runtime, package.size
-        )
-        await self._activate(deployed)
+        logger.info("created function %s (%s)", function.name, function.runtime or deployed.image)
+        if failure is not None:
+            self._set_failed(deployed, *failure)
+        else:
+            await self._activate(deployed)
         return deployed
+
+    async def _load_code(
+        self, deployed: DeployedFunction, function: Function
+    ) -> tuple[str, str] | None:
+        """Unpack the code or resolve the image of `function` into `deployed`.
+
+        Returns the reason code and message of a missing image, which fails the
+        function instead of its creation, as on AWS.
+        """
+        if function.layers:
+            versions = await self.layers.resolve_for_function(list(function.layers))
+            deployed.opt_path = str(await self.layers.merged_opt(versions)) if versions else None
+            deployed.layer_sizes = tuple((v.arn, v.code_size) for v in versions)
+        else:
+            deployed.opt_path = None
+            deployed.layer_sizes = ()
+        if function.package_type == "Zip":
+            assert function.runtime is not None
+            deployed.package = await self.code_store.store(function.code)
+            deployed.image = lookup_runtime(function.runtime).image(self.config.image_registry)
+            deployed.image_digest = deployed.resolved_image_uri = None
+            return None
+        assert function.image_uri is not None
+        deployed.package = None
+        try:
+            uri = ImageUri.parse(function.image_uri)
+        except ValueError as exc:
+            raise InvalidParameterValueException(
+                f"Source image {function.image_uri} is not valid: {exc}"
+            ) from None
+        try:
+            resolved_image = await self.registry.resolve(uri.repository, uri.reference)
+        except RegistryError as exc:
+            deployed.image = function.image_uri
+            code = "ImageDeleted" if exc.code == "MANIFEST_UNKNOWN" else "ImageAccessDenied"
+            return code, (
+                f"Source image {function.image_uri} does not exist: {exc.message}. Push it "
+                f"with `docker push {registry_address(self.config)}/{uri.repository.path}:"
+                f"{uri.tag or 'latest'}` after `aws ecr create-repository "
+                f"--repository-name {uri.repository.name}`, then update the function code."
+            )
+        address = registry_address(self.config)
+        deployed.image = f"{address}/{uri.repository.path}@{resolved_image.digest}"
+        deployed.image_digest = resolved_image.digest
+        host = function.image_uri.split("/", 1)[0]
+        deployed.resolved_image_uri = f"{host}/{uri.repository.name}@{resolved_image.digest}"
+        image_config = await self.registry.image_config(resolved_image) or {}
+        deployed.image_defaults = dict(image_config.get("config") or {})
+        return None
+
+    @staticmethod
+    def _set_failed(deployed: DeployedFunction, code: str, message: str) -> None:
+        logger.error("function %s cannot run: %s", deployed.name, message)
+        deployed.state = "Failed"
+        deployed.state_reason = message
+        deployed.state_reason_code = code
 
     async def _activate(self, deployed: DeployedFunction) -> None:
         """Make `deployed` Active once its image is available, pulling it in the background."""
@@ -215,10 +279,7 @@ class Simulator:
         try:
             await self.backend.ensure_image(deployed.image)
         except LambdaError as exc:
-            logger.error("function %s cannot run: %s", deployed.name, exc.message)
-            deployed.state = "Failed"
-            deployed.state_reason = exc.message
-            deployed.state_reason_code = "ImageAccessDenied"
+            self._set_failed(deployed, "ImageAccessDenied", exc.message)
             return
         self._set_active(deployed)
 
@@ -270,7 +331,13 @@ class Simulator:
         logger.info("deleted function %s; stopping %d environments", function_name, stopped)
 
     async def update_function_code(
-        self, name: str, code: bytes, *, revision_id: str | None = None, publish: bool = False
+        self,
+        name: str,
+        code: bytes = b"",
+        *,
+        image_uri: str | None = None,
+        revision_id: str | None = None,
+        publish: bool = False,
     ) -> DeployedFunction:
         """Replace a function's deployment package.
 
@@ -279,26 +346,34 @@ class Simulator:
         also published as a version, which is returned.
         """
         deployed = self._latest_for_update(name, revision_id)
-        package = await self.code_store.store(code)
+        if image_uri is not None:
+            function = attrs.evolve(deployed.function, image_uri=image_uri)
+        else:
+            function = attrs.evolve(deployed.function, code=code)
+        failure = await self._load_code(deployed, function)
         self._check_revision(deployed, revision_id)
-        function = attrs.evolve(deployed.function, code=code)
-        self._replace(deployed, function, package)
+        self._replace(deployed, function)
+        if failure is not None:
+            self._set_failed(deployed, *failure)
+        else:
+            await self._activate(deployed)
         if publish:
             return self.catalog.publish_version(deployed.name)
         return deployed
 
-    def update_function_configuration(
+    async def update_function_configuration(
         self, name: str, *, revision_id: str | None = None, **changes: object
     ) -> DeployedFunction:
         """Change fields of a function's configuration, validated as on creation.
 
-        `changes` are `Function` fields such as `timeout` or `environment`.
+        `changes` are `Function` fields such as `timeout`, `environment` or `layers`.
         """
         deployed = self._latest_for_update(name, revision_id)
         function = attrs.evolve(deployed.function, **changes)  # type: ignore[arg-type]
-        runtime = lookup_runtime(function.runtime)
-        self._replace(deployed, function, deployed.package)
-        deployed.image = runtime.image(self.config.image_registry)
+        if function.layers != deployed.function.layers or function.runtime != deployed.function.runtime:
+            await self._load_code(deployed, function)
+        self._check_revision(deployed, revision_id)
+        self._replace(deployed, function)
         return deployed
 
     def publish_version(
@@ -334,13 +409,10 @@ class Simulator:
                 "GetFunction/GetAlias API to retrieve the latest Revision Id"
             )
 
-    def _replace(
-        self, deployed: DeployedFunction, function: Function, package: CodePackage
-    ) -> DeployedFunction:
+    def _replace(self, deployed: DeployedFunction, function: Function) -> DeployedFunction:
         # NOTE: updates complete at once, so LastUpdateStatus is InProgress only in the
         # update's own response and a second update never meets a conflict.
         deployed.function = function
-        deployed.package = package
         deployed.revision = self.catalog.next_revision()
         deployed.revision_id = str(uuid.uuid4())
         deployed.last_modified = aws_timestamp()

@@ -166,7 +166,6 @@ class DockerBackend:
 
         client = self._docker()
         options: dict[str, Any] = {
-            "command": list(spec.command),
             "environment": dict(spec.environment),
             "labels": dict(spec.labels),
             "name": spec.name,
@@ -179,6 +178,8 @@ class DockerBackend:
             ],
             "detach": True,
         }
+        if spec.command:
+            options["command"] = list(spec.command)
         if spec.memory_mb:
             options["mem_limit"] = f"{spec.memory_mb}m"
             options["memswap_limit"] = f"{spec.memory_mb}m"

@@ -28,7 +28,7 @@ from ..errors import (
     UnsupportedOperationException,
     ValidationException,
 )
-from ..function import Function
+from ..function import Function, ImageConfig
 from ..simulator import Simulator
 from .responses import empty_response, error_response, json_body, json_response, required
 from .shapes import alias_configuration, function_configuration
@@ -144,10 +144,19 @@ async def _deployment_package(simulator: Simulator, code: Any) -> bytes:
 
 def _configuration_changes(body: dict[str, Any]) -> dict[str, Any]:
     """Return the `Function` fields that a create or update request sets."""
-    if body.get("Layers"):
-        # TODO: layers.
-        raise InvalidParameterValueException("Layers are not supported by lambdasim yet.")
     changes: dict[str, Any] = {}
+    if "Layers" in body:
+        layers = body.get("Layers") or []
+        if not isinstance(layers, list) or not all(isinstance(arn, str) for arn in layers):
+            raise InvalidParameterValueException(f"Layers must be a list of ARNs, got {layers!r}")
+        changes["layers"] = layers
+    if "ImageConfig" in body:
+        image_config = body.get("ImageConfig") or {}
+        changes["image_config"] = ImageConfig(
+            entry_point=image_config.get("EntryPoint"),
+            command=image_config.get("Command"),
+            working_directory=image_config.get("WorkingDirectory"),
+        )
     simple = {
         "Runtime": "runtime",
         "Handler": "handler",
@@ -186,31 +195,43 @@ async def create_function(simulator: Simulator, params: dict[str, str]) -> Respo
     body = await json_body()
     name = required(body, "FunctionName", "functionName")
     required(body, "Role", "role")
-    package_type = body.get("PackageType", "Zip")
-    if package_type == "Image":
-        # TODO: container-image functions.
-        raise InvalidParameterValueException(
-            "PackageType Image is not supported by lambdasim yet; package the function as a "
-            ".zip file."
-        )
-    if package_type != "Zip":
-        raise ValidationException(
-            f"1 validation error detected: Value '{package_type}' at 'packageType' failed to "
-            "satisfy constraint: Member must satisfy enum value set: [Image, Zip]"
-        )
-    if not body.get("Runtime") or not body.get("Handler"):
-        raise InvalidParameterValueException(
-            "Runtime and Handler are mandatory parameters for functions created with "
-            "deployment packages."
-        )
+    package_type = body.get("PackageType") or "Zip"
     changes = _configuration_changes(body)
-    code = await _deployment_package(simulator, body.get("Code"))
-    function = Function(
-        name=name,
-        code=code,
-        architectures=body.get("Architectures") or ["x86_64"],
-        **changes,
-    )
+    code_parameters = body.get("Code")
+    if not isinstance(code_parameters, dict):
+        raise InvalidParameterValueException("Please provide a source for function code.")
+    if package_type == "Image":
+        if not code_parameters.get("ImageUri"):
+            raise InvalidParameterValueException(
+                "ImageUri is a mandatory parameter for functions created with PackageType Image."
+            )
+        if code_parameters.get("ZipFile") or code_parameters.get("S3Key"):
+            raise InvalidParameterValueException(
+                "Please don't provide a zip file or S3 object when the PackageType is Image."
+            )
+        function = Function(
+            name=name,
+            runtime=changes.pop("runtime", None),
+            handler=changes.pop("handler", None),
+            package_type="Image",
+            image_uri=code_parameters["ImageUri"],
+            architectures=body.get("Architectures") or ["x86_64"],
+            **changes,
+        )
+    else:
+        if not body.get("Runtime") or not body.get("Handler"):
+            raise InvalidParameterValueException(
+                "Runtime and Handler are mandatory parameters for functions created with "
+                "deployment packages."
+            )
+        code = await _deployment_package(simulator, code_parameters)
+        function = Function(
+            name=name,
+            code=code,
+            package_type=package_type,
+            architectures=body.get("Architectures") or ["x86_64"],
+            **changes,
+        )
     deployed = await simulator.create_function(function)
     response = function_configuration(deployed, creating=True)
     if body.get("Publish"):
@@ -222,21 +243,33 @@ async def create_function(simulator: Simulator, params: dict[str, str]) -> Respo
 
 async def update_function_code(simulator: Simulator, params: dict[str, str]) -> Response:
     body = await json_body()
-    simulator.get_function(params["FunctionName"])
-    code = await _deployment_package(simulator, body)
-    deployed = await simulator.update_function_code(
-        params["FunctionName"],
-        code,
-        revision_id=body.get("RevisionId"),
-        publish=bool(body.get("Publish")),
-    )
+    current = simulator.get_function(params["FunctionName"])
+    if current.function.package_type == "Image":
+        if not body.get("ImageUri"):
+            raise InvalidParameterValueException(
+                "Please provide ImageUri when updating a function with PackageType Image."
+            )
+        deployed = await simulator.update_function_code(
+            params["FunctionName"],
+            image_uri=body["ImageUri"],
+            revision_id=body.get("RevisionId"),
+            publish=bool(body.get("Publish")),
+        )
+    else:
+        code = await _deployment_package(simulator, body)
+        deployed = await simulator.update_function_code(
+            params["FunctionName"],
+            code,
+            revision_id=body.get("RevisionId"),
+            publish=bool(body.get("Publish")),
+        )
     return json_response(function_configuration(deployed, updating=deployed.version == "$LATEST"))
 
 
 async def update_function_configuration(simulator: Simulator, params: dict[str, str]) -> Response:
     body = await json_body()
     changes = _configuration_changes(body)
-    deployed = simulator.update_function_configuration(
+    deployed = await simulator.update_function_configuration(
         params["FunctionName"], revision_id=body.get("RevisionId"), **changes
     )
     return json_response(function_configuration(deployed, updating=True))
@@ -382,10 +415,14 @@ async def get_account_settings(simulator: Simulator, params: dict[str, str]) -> 
 async def get_function(simulator: Simulator, params: dict[str, str]) -> Response:
     deployed = simulator.get_function(params["FunctionName"], request.args.get("Qualifier"))
     location = f"{request.host_url.rstrip('/')}/_lambdasim/code/{deployed.name}"
-    body: dict[str, Any] = {
-        "Configuration": function_configuration(deployed),
-        "Code": {"RepositoryType": "S3", "Location": location},
-    }
+    code: dict[str, Any] = {"RepositoryType": "S3", "Location": location}
+    if deployed.function.package_type == "Image":
+        code = {
+            "RepositoryType": "ECR",
+            "ImageUri": deployed.function.image_uri,
+            "ResolvedImageUri": deployed.resolved_image_uri,
+        }
+    body: dict[str, Any] = {"Configuration": function_configuration(deployed), "Code": code}
     reserved = simulator.get_function_concurrency(deployed.name)
     if reserved is not None:
         body["Concurrency"] = {"ReservedConcurrentExecutions": reserved}

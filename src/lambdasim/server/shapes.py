@@ -20,25 +20,40 @@ def function_configuration(
     configuration: dict[str, Any] = {
         "FunctionName": function.name,
         "FunctionArn": deployed.qualified_arn,
-        "Runtime": function.runtime,
         "Role": function.role,
-        "Handler": function.handler,
-        "CodeSize": deployed.package.size,
+        "CodeSize": deployed.code_size,
         "Description": description,
         "Timeout": function.timeout,
         "MemorySize": function.memory_size,
         "LastModified": deployed.last_modified,
-        "CodeSha256": deployed.package.sha256,
+        "CodeSha256": deployed.code_sha256,
         "Version": deployed.version,
         "TracingConfig": {"Mode": "PassThrough"},
         "RevisionId": deployed.revision_id,
         "State": deployed.state,
-        "PackageType": "Zip",
+        "PackageType": function.package_type,
         "Architectures": list(function.architectures),
         "EphemeralStorage": {"Size": function.ephemeral_storage},
         "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
         "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{function.name}"},
     }
+    if function.runtime:
+        configuration["Runtime"] = function.runtime
+    if function.handler:
+        configuration["Handler"] = function.handler
+    if function.image_config is not None:
+        image_config: dict[str, Any] = {}
+        if function.image_config.entry_point is not None:
+            image_config["EntryPoint"] = list(function.image_config.entry_point)
+        if function.image_config.command is not None:
+            image_config["Command"] = list(function.image_config.command)
+        if function.image_config.working_directory is not None:
+            image_config["WorkingDirectory"] = function.image_config.working_directory
+        configuration["ImageConfigResponse"] = {"ImageConfig": image_config}
+    if deployed.layer_sizes:
+        configuration["Layers"] = [
+            {"Arn": arn, "CodeSize": size} for arn, size in deployed.layer_sizes
+        ]
     if function.environment:
         configuration["Environment"] = {"Variables": dict(function.environment)}
     if function.dead_letter_target:
