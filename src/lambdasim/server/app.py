@@ -12,6 +12,7 @@ from ..errors import LambdaError, ResourceNotFoundException
 from ..pool import EnvironmentInfo
 from ..simulator import Simulator
 from .lambda_api import create_lambda_blueprint, error_response
+from .layer_api import create_layer_content_blueprint
 from .registry_api import create_registry_blueprint
 
 #: Seconds a request body may take to arrive; layer and image uploads are large.
@@ -45,6 +46,7 @@ def create_app(simulator: Simulator) -> QuartTrio:
     app.config["RESPONSE_TIMEOUT"] = None
     app.register_blueprint(create_lambda_blueprint(simulator))
     app.register_blueprint(create_registry_blueprint(simulator))
+    app.register_blueprint(create_layer_content_blueprint(simulator))
 
     @app.errorhandler(LambdaError)
     async def lambda_error(error: LambdaError) -> Response:
