@@ -343,3 +343,31 @@ def test_server_keeps_serving(lam, endpoint: str) -> None:  # type: ignore[no-un
     assert health["status"] == "ok"
     assert health["docker"] is True
     assert lam.list_functions()["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_late_body_keeps_connection(endpoint: str) -> None:
+    import http.client
+    import socket
+
+    host, port = endpoint.removeprefix("http://").split(":")
+    body = b'{"AllowedPublishers": {"SigningProfileVersionArns": ["x"]}}'
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        # Headers first and the body later, as boto3 sends them: the server may answer
+        # before the body arrives, and the connection must still serve the next request.
+        connection.sendall(
+            b"POST /2020-04-22/code-signing-configs/ HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        time.sleep(0.3)
+        connection.sendall(body)
+        first = http.client.HTTPResponse(connection)
+        first.begin()
+        first.read()
+        connection.sendall(b"GET /2019-09-30/functions/nope-late/concurrency HTTP/1.1\r\nHost: x\r\n\r\n")
+        second = http.client.HTTPResponse(connection)
+        second.begin()
+        answer = json.loads(second.read())
+
+    assert first.status == 400
+    assert second.status == 404
+    assert answer["Message"].endswith(":function:nope-late")
