@@ -405,7 +405,8 @@ class ExecutionEnvironment:
             )
             self.stop()
             return timeout_result(invocation.request_id, timeout)
-        if result.error_type == "Runtime.ExitError":
+        if result.error_type in ("Runtime.ExitError", "Function.ResponseSizeTooLarge"):
+            # Runtime clients exit when the Runtime API rejects their response.
             self.stop()
         return result
 

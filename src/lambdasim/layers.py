@@ -104,7 +104,7 @@ _REVISION_MISMATCH = (
 
 
 def _constraint(value: str, member: str, constraint: str) -> str:
-    """Return one clause of AWS's validation message; `value` is rendered already."""
+    """Return one clause of AWS's validation message. `value` comes rendered, e.g. `'x'`."""
     return f"Value {value} at '{member}' failed to satisfy constraint: {constraint}"
 
 
@@ -115,7 +115,7 @@ def _validation_error(clauses: list[str]) -> ValidationException:
 
 
 def _invalid(value: str, member: str, constraint: str) -> ValidationException:
-    """Return AWS's ValidationException for one member; `value` is rendered already."""
+    """Return AWS's ValidationException for one member. `value` comes rendered, e.g. `'x'`."""
     return _validation_error([_constraint(value, member, constraint)])
 
 
@@ -281,11 +281,11 @@ class LayerVersion:
     description: str
     #: When the version was published, in the format of `CreatedDate`.
     created_date: str
-    #: The unpacked zip; `package.path` holds the files this version adds to `/opt`.
+    #: The unpacked zip. Its folder `package.path` contains the files this version adds to `/opt`.
     package: CodePackage
     #: The zip as published, served as the version's `Content.Location`.
     zip_path: Path
-    #: None when the publish request left the list out; AWS then omits it in responses.
+    #: None when the publish request left the list out, so that responses omit it as on AWS.
     compatible_runtimes: tuple[str, ...] | None = None
     compatible_architectures: tuple[str, ...] | None = None
     license_info: str | None = None
@@ -335,7 +335,7 @@ class LayerPolicy:
 
 
 def _policy_principal(principal: str) -> str | dict[str, str]:
-    # NOTE: inferred from how AWS renders function policies; an account id becomes
+    # NOTE: inferred from how AWS renders function policies, where an account id becomes
     # its root ARN. No recorded layer response with an account principal was checked.
     if principal == "*":
         return "*"
@@ -348,7 +348,7 @@ def _policy_principal(principal: str) -> str | dict[str, str]:
 
 
 def _remove_path(path: Path) -> None:
-    """Remove whatever `path` is (file, link or folder tree); do nothing if it is absent."""
+    """Remove whatever `path` is (file, link or folder tree), and do nothing if it is absent."""
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
@@ -363,19 +363,23 @@ def _link_or_copy(source: str, destination: Path) -> None:
     try:
         os.link(source, destination)
     except OSError:
-        # Another file system, or hard links not permitted: copy with the mode.
+        # The folders are on different file systems or hard links are not permitted, so copy
+        # the file with its mode.
         shutil.copy2(source, destination)
 
 
 def overlay_tree(source: Path, target: Path) -> None:
-    """Merge the tree `source` into the folder `target`; entries of `source` win.
+    """Merge the tree `source` into the folder `target`, where entries of `source` win.
 
-    A file or link of `source` replaces whatever `target` has at that path, a
-    folder of `source` is merged into the folder `target` has there (replacing a
-    file or link), and everything else in `target` stays. Links are recreated as
-    links and never followed, so nothing outside `target` is written. Files of
-    `source` are never modified: a replaced entry is unlinked, not written over.
-    Blocking: call it from a worker thread.
+    A file or link of `source` replaces whatever `target` has at that path. A
+    folder of `source` is merged into the folder at that path of `target`, which
+    replaces a file or link there. Everything else in `target` stays. Links are
+    recreated as links and never followed, so nothing outside `target` is written.
+    Files of `source` are never modified, because a replaced entry is unlinked
+    instead of written over. Blocking: call it from a worker thread.
+
+    NOTE: AWS's result when one layer has a file where another has a folder is not
+    known. Here the later layer's entry wins, as for two files.
     """
     with os.scandir(source) as entries:
         for entry in entries:
@@ -435,10 +439,10 @@ def _write_zip(data: bytes, path: Path) -> None:
 class LayerStore:
     """The layers of one account and region, with their files under `root`.
 
-    `root` holds `unpacked/` (one folder per distinct zip), `zips/` (the zips as
+    `root` contains `unpacked/` (one folder per distinct zip), `zips/` (the zips as
     published) and `merged/` (one folder per distinct ordered list of layers).
     Layer names given to the methods may also be layer ARNs of this account and
-    region; an ARN of another account or region names a layer that does not
+    region. An ARN of another account or region names a layer that does not
     exist here.
     """
 
@@ -465,7 +469,7 @@ class LayerStore:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:layer:{name}"
 
     def _parse_name(self, value: str) -> tuple[str, str]:
-        """Return the layer name in `value` and its ARN; the name is "" for another account.
+        """Return the layer name in `value` and its ARN, with "" as the name for another account.
 
         Raises ValidationException unless `value` is a layer name or layer ARN.
         """
@@ -484,7 +488,7 @@ class LayerStore:
         return self._versions.get(name, {}).get(version)
 
     def _require_version(self, layer_name: str, version: int) -> LayerVersion:
-        """Return a version for the policy operations, which name it when it is missing."""
+        """Return a version, or raise the not-found error of the policy operations, with its ARN."""
         _check_version_number(version)
         name, arn = self._parse_name(layer_name)
         found = self._lookup(name, version)
@@ -512,7 +516,6 @@ class LayerStore:
         """
         name, _ = self._parse_name(layer_name)
         if not name:
-            # NOTE: what AWS answers for another account's or region's ARN here is not known.
             raise InvalidParameterValueException(
                 f"Layer {layer_name} is not in account {self.account_id} and region "
                 f"{self.region}; publish it by name instead."
@@ -534,7 +537,7 @@ class LayerStore:
         zip_path = self.root / "zips" / f"{package.path.name}.zip"
         await trio.to_thread.run_sync(_write_zip, zip_file, zip_path, limiter=self._limiter)
 
-        # No await from here on: the number is taken and the version stored in one step.
+        # Nothing below awaits, so taking the number and storing the version is one step.
         number = self._last_version.get(name, 0) + 1
         self._last_version[name] = number
         published = LayerVersion(
@@ -556,7 +559,7 @@ class LayerStore:
         return published
 
     def get_layer_version(self, layer_name: str, version: int) -> LayerVersion:
-        """Return one version; raise ResourceNotFoundException if it is deleted or never existed."""
+        """Return one version, or raise ResourceNotFoundException if it is deleted or missing."""
         _check_version_number(version)
         name, _ = self._parse_name(layer_name)
         found = self._lookup(name, version)
@@ -581,7 +584,7 @@ class LayerStore:
         return await trio.to_thread.run_sync(found.zip_path.read_bytes, limiter=self._limiter)
 
     def delete_layer_version(self, layer_name: str, version: int) -> None:
-        """Delete a version and its policy; deleting a missing version does nothing, as on AWS.
+        """Delete a version and its policy. Deleting a missing version does nothing, as on AWS.
 
         The version's files stay on disk for the functions that still use it.
         """
@@ -666,7 +669,7 @@ class LayerStore:
         organization_id: str | None = None,
         revision_id: str | None = None,
     ) -> tuple[dict[str, Any], str]:
-        """Add a statement to a version's policy; return the statement and the new RevisionId.
+        """Add a statement to a version's policy, and return the statement and the new RevisionId.
 
         Raises ResourceConflictException when the statement id is taken and
         PreconditionFailedException when `revision_id` is not the policy's current one.
@@ -715,7 +718,7 @@ class LayerStore:
         *,
         revision_id: str | None = None,
     ) -> None:
-        """Remove a statement from a version's policy; removing the last one removes the policy."""
+        """Remove a statement from a version's policy. Removing the last one removes the policy."""
         _check_length(statement_id, "statementId", 100)
         _check_pattern(statement_id, "statementId", _STATEMENT_ID_PATTERN)
         found = self._require_version(layer_name, version)
@@ -734,7 +737,7 @@ class LayerStore:
             del self._policies[key]
 
     def get_layer_version_policy(self, layer_name: str, version: int) -> LayerPolicy:
-        """Return a version's policy; raise ResourceNotFoundException if it has none."""
+        """Return a version's policy, or raise ResourceNotFoundException if it has none."""
         found = self._require_version(layer_name, version)
         policy = self._policies.get((found.name, found.version))
         if policy is None:
@@ -746,11 +749,11 @@ class LayerStore:
     async def resolve_for_function(self, arns: Sequence[str]) -> list[LayerVersion]:
         """Return the versions that a function's `Layers` name, in the same order.
 
-        Raises ValidationException for an ARN that is not a layer version ARN (for
-        example one without the version), and InvalidParameterValueException for
+        Raises ValidationException for an ARN that is not a layer version ARN, for
+        example one without the version. Raises InvalidParameterValueException for
         more than five layers, for two versions of one layer, for a layer of another
-        region, and for a version that does not exist here (which includes every
-        layer of another account).
+        region, and for a version that does not exist here. Every layer of another
+        account is one that does not exist here.
         """
         await trio.lowlevel.checkpoint()
         _check_function_layers(arns)
@@ -774,8 +777,8 @@ class LayerStore:
     async def merged_opt(self, versions: Sequence[LayerVersion]) -> Path:
         """Return a folder with the files of `versions` merged in order, for `/opt`.
 
-        A later version's file replaces an earlier version's file at the same path;
-        all other files are kept. One version needs no merge and gets its unpacked
+        A later version's file replaces an earlier version's file at the same path,
+        and all other files are kept. One version needs no merge and gets its unpacked
         folder. Each distinct ordered list of contents is merged once and reused,
         also for deleted versions. The folder must be treated as read-only.
         """

@@ -29,7 +29,8 @@ logger = logging.getLogger("lambdasim.runtime_api")
 _PREFIX = "/2018-06-01/runtime"
 #: Largest response payload of a synchronous invocation (6 MB, as AWS).
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024
-_MAX_BODY_BYTES = MAX_RESPONSE_BYTES + 1024 * 1024
+#: Bodies beyond this are counted but not kept; the count reports the size.
+_MAX_KEPT_BODY_BYTES = MAX_RESPONSE_BYTES + 1024 * 1024
 _READ_SIZE = 64 * 1024
 
 
@@ -97,6 +98,16 @@ class Invocation:
                 (b"lambda-runtime-cognito-identity", self.cognito_identity.encode())
             )
         return headers
+
+
+@attrs.frozen
+class _Oversized:
+    """A request body too large to keep: only its size."""
+
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
 
 
 class ContainerExited(Exception):
@@ -208,9 +219,10 @@ class RuntimeAPI:
 
     async def _read_request(
         self, connection: h11.Connection, stream: trio.SocketStream
-    ) -> tuple[h11.Request | None, bytes]:
+    ) -> tuple[h11.Request | None, bytes | _Oversized]:
         request: h11.Request | None = None
         body = bytearray()
+        size = 0
         while True:
             event = connection.next_event()
             if event is h11.NEED_DATA:
@@ -222,9 +234,12 @@ class RuntimeAPI:
             if isinstance(event, h11.Request):
                 request = event
             elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > _MAX_BODY_BYTES:
-                    raise h11.RemoteProtocolError("request body too large")
+                size += len(event.data)
+                if size <= _MAX_KEPT_BODY_BYTES:
+                    body += event.data
+            elif isinstance(event, h11.EndOfMessage) and size > _MAX_KEPT_BODY_BYTES:
+                # Too large to keep: pass on a marker of the size, not the bytes.
+                return request, _Oversized(size)
             elif isinstance(event, h11.EndOfMessage):
                 return request, bytes(body)
             elif isinstance(event, h11.ConnectionClosed):
@@ -253,7 +268,7 @@ class RuntimeAPI:
         connection: h11.Connection,
         stream: trio.SocketStream,
         request: h11.Request,
-        body: bytes,
+        body: bytes | _Oversized,
     ) -> None:
         method = request.method.decode()
         path = request.target.decode().split("?", 1)[0]
@@ -261,7 +276,7 @@ class RuntimeAPI:
             await self._next(connection, stream)
             return
         if method == "POST" and path == f"{_PREFIX}/init/error":
-            self._init_failed(request, body)
+            self._init_failed(request, bytes(body) if isinstance(body, bytes) else b"")
             await self._respond(connection, stream, 202, b'{"status":"OK"}')
             return
         if method == "POST" and path.startswith(f"{_PREFIX}/invocation/"):
@@ -301,7 +316,7 @@ class RuntimeAPI:
         self._init_done.set()
 
     def _complete(
-        self, request_id: str, action: str, request: h11.Request, body: bytes
+        self, request_id: str, action: str, request: h11.Request, body: bytes | _Oversized
     ) -> tuple[int, bytes]:
         current = self._current
         if current is None or current.request_id != request_id:
@@ -320,8 +335,13 @@ class RuntimeAPI:
                     RuntimeResult(json.dumps(error).encode(), "Function.ResponseSizeTooLarge")
                 )
                 return 413, json.dumps(error).encode()
+            assert isinstance(body, bytes)
             current.complete(RuntimeResult(body))
         else:
+            if isinstance(body, _Oversized):
+                body = json.dumps(
+                    {"errorType": "Unhandled", "errorMessage": "The error report was too large."}
+                ).encode()
             headers = {name.lower(): value for name, value in request.headers}
             error_type = (
                 _error_type_from_body(body)
