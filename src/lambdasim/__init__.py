@@ -23,9 +23,11 @@ from .errors import (
     TooManyRequestsException,
     ValidationException,
 )
-from .function import Function
+from .catalog import Alias, Catalog
+from .function import Function, ImageConfig
 from .invoke import InvocationResult
-from .pool import ContainerPool
+from .layers import LayerStore
+from .pool import ContainerPool, EnvironmentInfo, PoolStatistics
 from .services import EmbeddedServices
 from .simulator import DeployedFunction, Simulator, open_simulator
 
@@ -35,6 +37,12 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
 __all__ = [
+    "Alias",
+    "Catalog",
+    "EnvironmentInfo",
+    "ImageConfig",
+    "LayerStore",
+    "PoolStatistics",
     "CodePackage",
     "CodeStore",
     "Config",
