@@ -27,6 +27,7 @@ async def serve(config: Config) -> None:
     from ..simulator import Simulator
     from .app import create_app
     from .gateway import Gateway, WSGIBridge
+    from .invoke_path import InvokePath
     from .serve import serve_http
 
     simulator = Simulator(config=config)
@@ -34,7 +35,8 @@ async def serve(config: Config) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(simulator.run)
             gateway = Gateway(
-                lambda_app=create_app(simulator), aws_app=WSGIBridge(simulator.services)
+                lambda_app=InvokePath(simulator, create_app(simulator)),
+                aws_app=WSGIBridge(simulator.services),
             )
             host, port = await nursery.start(
                 lambda task_status: serve_http(

@@ -449,25 +449,45 @@ async def delete_function(simulator: Simulator, params: dict[str, str]) -> Respo
 
 
 async def invoke(simulator: Simulator, params: dict[str, str]) -> Response:
-    invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
-    name = params["FunctionName"]
-    qualifier = request.args.get("Qualifier")
+    status, headers, body = await invoke_operation(
+        simulator,
+        params["FunctionName"],
+        request.args.get("Qualifier"),
+        request.headers,
+        await request.get_data(),
+    )
+    response = Response(body, status=status)
+    for key, value in headers:
+        response.headers[key] = value
+    return response
+
+
+async def invoke_operation(
+    simulator: Simulator,
+    name: str,
+    qualifier: str | None,
+    headers: Mapping[str, str],
+    payload: bytes,
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Run the Invoke operation; return the status, headers and body to send.
+
+    `headers` are the request's, looked up case-insensitively by their canonical
+    names. Raises LambdaError for what AWS rejects.
+    """
+    invocation_type = headers.get("X-Amz-Invocation-Type") or "RequestResponse"
     if invocation_type not in ("RequestResponse", "Event", "DryRun"):
         raise ValidationException(
             f"1 validation error detected: Value '{invocation_type}' at 'invocationType' failed "
             "to satisfy constraint: Member must satisfy enum value set: "
             "[Event, RequestResponse, DryRun]"
         )
-    payload = await request.get_data()
     if invocation_type == "DryRun":
         simulator.get_function(name, qualifier)
-        return Response(b"", status=204)
+        return 204, [], b""
     if invocation_type == "Event":
         request_id = simulator.async_invoker.submit(name, payload, qualifier=qualifier)
-        accepted = Response(b"", status=202)
-        accepted.headers["x-amzn-RequestId"] = request_id
-        return accepted
-    client_context = request.headers.get("X-Amz-Client-Context")
+        return 202, [("x-amzn-RequestId", request_id)], b""
+    client_context = headers.get("X-Amz-Client-Context")
     if client_context:
         try:
             client_context = base64.b64decode(client_context, validate=True).decode()
@@ -475,7 +495,7 @@ async def invoke(simulator: Simulator, params: dict[str, str]) -> Response:
             raise InvalidRequestContentException(
                 "Client context must be a valid Base64-encoded JSON object."
             ) from None
-    log_type = request.headers.get("X-Amz-Log-Type", "None")
+    log_type = headers.get("X-Amz-Log-Type") or "None"
     if log_type not in ("None", "Tail"):
         raise ValidationException(
             f"1 validation error detected: Value '{log_type}' at 'logType' failed to satisfy "
@@ -488,14 +508,16 @@ async def invoke(simulator: Simulator, params: dict[str, str]) -> Response:
         client_context=client_context,
         log_tail=log_type == "Tail",
     )
-    response = Response(result.payload, status=result.status_code, content_type="application/json")
-    response.headers["X-Amz-Executed-Version"] = result.executed_version
-    response.headers["x-amzn-RequestId"] = result.request_id
+    response_headers = [
+        ("Content-Type", "application/json"),
+        ("X-Amz-Executed-Version", result.executed_version),
+        ("x-amzn-RequestId", result.request_id),
+    ]
     if result.function_error:
-        response.headers["X-Amz-Function-Error"] = result.function_error
+        response_headers.append(("X-Amz-Function-Error", result.function_error))
     if result.log_result is not None:
-        response.headers["X-Amz-Log-Result"] = result.log_result
-    return response
+        response_headers.append(("X-Amz-Log-Result", result.log_result))
+    return result.status_code, response_headers, result.payload
 
 
 HANDLERS: dict[str, Handler] = {
