@@ -1,11 +1,11 @@
-"""Every operation of the botocore Lambda model gets an AWS-shaped answer.
+"""Every operation of the botocore Lambda model gets an AWS-shaped response.
 
 Each operation is called through boto3 with only its required parameters,
 filled with dummy values (function name `cov-nope`, which does not exist). The
-answer must be a 2xx response or a 4xx error whose `x-amzn-ErrorType` is one
+response must be a 2xx response or a 4xx error whose `x-amzn-ErrorType` is one
 of the operation's error shapes or a generic Lambda error, with a JSON body.
-Operations without a handler must say that they are not supported and name
-themselves. Run with `-s` to see how many operations are implemented.
+Operations without a handler must return UnsupportedOperationException with a
+message that names the operation. Run with `-s` to see how many operations are implemented.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import lambdasim.server
 pytestmark = pytest.mark.docker
 
 DUMMY_NAME = "cov-nope"
-#: Error types any operation may answer with besides the ones its model lists.
+#: Error types any operation may return besides the ones its model lists.
 GENERIC_ERRORS = frozenset(
     {
         "UnsupportedOperationException",
@@ -115,7 +115,7 @@ def call_raw(lam, operation_name: str) -> dict[str, Any]:  # type: ignore[no-unt
 
 
 @pytest.mark.parametrize("operation_name", OPERATIONS)
-def test_operation_answer(lam, operation_name: str) -> None:  # type: ignore[no-untyped-def]
+def test_operation_response_shape(lam, operation_name: str) -> None:  # type: ignore[no-untyped-def]
     operation = SERVICE_MODEL.operation_model(operation_name)
     response = call_raw(lam, operation_name)
     status = response["status_code"]
@@ -140,10 +140,10 @@ def test_operation_answer(lam, operation_name: str) -> None:  # type: ignore[no-
         f"The {operation_name} operation is not supported" in message
     )
     if operation_name in IMPLEMENTED:
-        assert not unsupported, f"{operation_name} has a handler but answers {message!r}"
+        assert not unsupported, f"{operation_name} has a handler but returns {message!r}"
     else:
         assert error_type == "UnsupportedOperationException", (
-            f"{operation_name} has no handler but answers {error_type}: {message!r}"
+            f"{operation_name} has no handler but returns {error_type}: {message!r}"
         )
         assert operation_name in message, f"{operation_name}: message {message!r}"
 
@@ -156,7 +156,7 @@ def test_coverage_summary() -> None:
         f"{len(unsupported)} not supported"
     )
     print("not supported: " + ", ".join(unsupported))
+    assert len(OPERATIONS) > 0
     assert not IMPLEMENTED - set(OPERATIONS), (
         f"handlers for operations the model lacks: {sorted(IMPLEMENTED - set(OPERATIONS))}"
     )
-    assert len(implemented) + len(unsupported) == len(OPERATIONS)

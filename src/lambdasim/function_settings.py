@@ -72,8 +72,8 @@ STATEMENT_ID_PATTERN = r"([a-zA-Z0-9-_]+)"
 REMOVE_STATEMENT_ID_PATTERN = r"([a-zA-Z0-9-_.]+)"
 ACTION_PATTERN = r"(lambda:[*]|lambda:[a-zA-Z]+|[*])"
 ARN_PATTERN = (
-    r"arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1})?"
-    r":(\d{12})?:(.*)"
+    r"arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:"
+    r"((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1})?:(\d{12})?:(.*)"
 )
 DESTINATION_ARN_PATTERN = r"$|kafka://([^.]([a-zA-Z0-9\-_.]{0,248}))|" + ARN_PATTERN
 MAX_DESTINATION_ARN_LENGTH = 350
@@ -91,7 +91,7 @@ _IAM_PRINCIPAL_ARN = re.compile(r"arn:aws[a-zA-Z-]*:(iam|sts)::\d{12}:\S+")
 
 
 def _constraint_error(value: str, member: str, constraint: str) -> ValidationException:
-    """Return AWS's validation error; `value` is already rendered, e.g. `'x'` or `null`."""
+    """Return AWS's validation error for a value already rendered, e.g. `'x'` or `null`."""
     return ValidationException(
         f"1 validation error detected: Value {value} at '{member}' failed to satisfy "
         f"constraint: {constraint}"
@@ -106,8 +106,9 @@ def _check_pattern(value: object, member: str, pattern: str) -> str:
     return value
 
 
-def _check_length(value: str, member: str, maximum: int) -> None:
-    if len(value) > maximum:
+def _check_length(value: object, member: str, maximum: int) -> None:
+    # A value that is not a string fails the pattern check that follows.
+    if isinstance(value, str) and len(value) > maximum:
         raise _constraint_error(
             f"'{value}'", member, f"Member must have length less than or equal to {maximum}"
         )
@@ -133,9 +134,7 @@ def _check_integer(value: object, member: str, bounds: tuple[int, int]) -> int:
 
 def _is_tag_text(text: str) -> bool:
     # The AWS pattern uses the Unicode classes \p{L}, \p{Z} and \p{N}, which `re` lacks.
-    return all(
-        char in _TAG_PUNCTUATION or unicodedata.category(char)[0] in "LZN" for char in text
-    )
+    return all(char in _TAG_PUNCTUATION or unicodedata.category(char)[0] in "LZN" for char in text)
 
 
 def _java_map(tags: Mapping[str, str]) -> str:
@@ -197,7 +196,7 @@ class ResourcePolicy:
     #: Statements by Sid, in the order they were added.
     statements: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     # NOTE: AWS reports the function's or alias's RevisionId here and changes it on
-    # every policy change; lambdasim keeps a separate id per policy.
+    # every policy change, but lambdasim keeps a separate id per policy.
     revision_id: str = attrs.field(factory=lambda: str(uuid.uuid4()))
 
     def document(self) -> dict[str, Any]:
@@ -209,16 +208,17 @@ class ResourcePolicy:
         }
 
 
-def _policy_principal(principal: str) -> str | dict[str, str]:
+def _policy_principal(principal: object) -> str | dict[str, str]:
     """Return the `Principal` element for AddPermission's `Principal` parameter."""
-    if principal == "*":
-        return "*"
-    if re.fullmatch(r"\d{12}", principal):
-        return {"AWS": f"arn:aws:iam::{principal}:root"}
-    if _IAM_PRINCIPAL_ARN.fullmatch(principal):
-        return {"AWS": principal}
-    if _SERVICE_PRINCIPAL.fullmatch(principal):
-        return {"Service": principal}
+    if isinstance(principal, str):
+        if principal == "*":
+            return "*"
+        if re.fullmatch(r"\d{12}", principal):
+            return {"AWS": f"arn:aws:iam::{principal}:root"}
+        if _IAM_PRINCIPAL_ARN.fullmatch(principal):
+            return {"AWS": principal}
+        if _SERVICE_PRINCIPAL.fullmatch(principal):
+            return {"Service": principal}
     raise InvalidParameterValueException(
         "The provided principal was invalid. Please check the principal and try again."
     )
@@ -275,8 +275,8 @@ def _policy_condition(
 class EventInvokeConfig:
     """The asynchronous invocation settings of one function, version or alias.
 
-    A field is None when the configuration does not set it; the `effective_*`
-    properties then give AWS's default.
+    A field is None when the configuration does not set it. The `effective_*`
+    properties then return AWS's default.
     """
 
     #: The qualified ARN the configuration belongs to, `...:function:name:$LATEST` when unqualified.
@@ -331,9 +331,7 @@ class FunctionSettings:
 
     _tags: dict[str, dict[str, str]] = attrs.field(factory=dict, init=False)
     #: Policies by (function name, qualifier), qualifier None for the function itself.
-    _policies: dict[tuple[str, str | None], ResourcePolicy] = attrs.field(
-        factory=dict, init=False
-    )
+    _policies: dict[tuple[str, str | None], ResourcePolicy] = attrs.field(factory=dict, init=False)
     #: Configurations by (function name, qualifier), `$LATEST` for the function itself.
     _invoke_configs: dict[tuple[str, str], EventInvokeConfig] = attrs.field(
         factory=dict, init=False
@@ -342,7 +340,7 @@ class FunctionSettings:
     # Lookups ---------------------------------------------------------------------------
 
     def tags(self, function_name: str) -> dict[str, str]:
-        """Return a copy of a function's tags; empty when it has none."""
+        """Return a copy of a function's tags, an empty dict when it has none."""
         return dict(self._tags.get(function_name, {}))
 
     def set_tags(self, function_name: str, tags: Mapping[str, str]) -> None:
@@ -387,7 +385,7 @@ class FunctionSettings:
     ) -> tuple[str, str | None]:
         """Return the (name, qualifier) that a reference names, or raise AWS's errors.
 
-        Checks the syntax only; the function may not exist.
+        Only the syntax is checked, so the function may not exist.
         """
         if qualifier is not None:
             _check_length(qualifier, "qualifier", 128)
@@ -436,10 +434,8 @@ class FunctionSettings:
         _check_tag_count(merged)
         self._tags[name] = merged
 
-    def untag_resource(
-        self, simulator: Simulator, resource_arn: str, keys: Iterable[str]
-    ) -> None:
-        """Remove tags by key; keys the function does not have are ignored."""
+    def untag_resource(self, simulator: Simulator, resource_arn: str, keys: Iterable[str]) -> None:
+        """Remove tags by key. Keys that the function does not have are ignored."""
         name = self._tagged_function(simulator, resource_arn)
         keys = list(keys)
         if not keys:
@@ -470,7 +466,7 @@ class FunctionSettings:
         invoked_via_function_url: bool | None = None,
         revision_id: str | None = None,
     ) -> dict[str, Any]:
-        """Add a statement to the policy of a function, version or alias; return it.
+        """Add a statement to the policy of a function, version or alias and return it.
 
         Raises ResourceConflictException when the policy has a statement with
         the same id, and PreconditionFailedException when `revision_id` is given
@@ -626,7 +622,7 @@ class FunctionSettings:
     ) -> EventInvokeConfig:
         """Return the asynchronous invocation settings of a function, version or alias."""
         name, qualifier = self._resolve(simulator, function_name, qualifier)
-        # AWS answers with the missing configuration, not the missing function.
+        # AWS reports the missing configuration even when the function does not exist.
         config = self._invoke_configs.get((name, qualifier or LATEST))
         if config is None:
             raise self._no_invoke_config(simulator, name, qualifier or LATEST)
@@ -676,7 +672,8 @@ class FunctionSettings:
         maximum_event_age: int | None,
         destination_config: Mapping[str, Any] | None,
     ) -> EventInvokeConfig:
-        if maximum_retry_attempts is None and maximum_event_age is None and destination_config is None:
+        settings = (maximum_retry_attempts, maximum_event_age, destination_config)
+        if all(setting is None for setting in settings):
             raise InvalidParameterValueException(
                 "You must specify at least one of error handling or destination setting."
             )
@@ -709,7 +706,7 @@ class FunctionSettings:
     def _destinations(
         self, simulator: Simulator, name: str, destination_config: Mapping[str, Any] | None
     ) -> tuple[str | None, str | None]:
-        """Validate a DestinationConfig; return its (on-success, on-failure) ARNs."""
+        """Validate a DestinationConfig and return its (on-success, on-failure) ARNs."""
         if destination_config is None:
             return None, None
         if not isinstance(destination_config, Mapping):
@@ -727,8 +724,12 @@ class FunctionSettings:
             destination = side.get("Destination") or None
             if destination is not None:
                 self._check_destination(
-                    simulator, name, destination, f"destinationConfig.{member}.destination",
-                    services, destination_config,
+                    simulator,
+                    name,
+                    destination,
+                    f"destinationConfig.{member}.destination",
+                    services,
+                    destination_config,
                 )
             arns.append(destination)
         return arns[0], arns[1]
@@ -750,8 +751,8 @@ class FunctionSettings:
                 f"The provided destination config {_java_destination_config(destination_config)} "
                 "is invalid."
             )
-        # NOTE: AWS also checks that the execution role may send to the destination,
-        # and that queues, topics and buses exist; lambdasim checks functions only.
+        # NOTE: AWS also checks that the execution role may send to the destination
+        # and that queues, topics and buses exist. lambdasim checks functions only.
         if service != "lambda":
             return
         try:
@@ -773,7 +774,7 @@ class FunctionSettings:
 
 
 def _revision_mismatch() -> PreconditionFailedException:
-    # NOTE: wording as remembered from AWS responses, not checked against a recording.
+    # NOTE: this wording is not confirmed by a recorded AWS response.
     return PreconditionFailedException(
         "The Revision Id provided does not match the latest Revision Id. Call the GetPolicy "
         "API to retrieve the latest Revision Id"

@@ -42,9 +42,9 @@ from .layers import LayerStore
 from .logs import LogWriter
 from .pollers import EventSourceMappings
 from .pool import ContainerPool
+from .registry import EcrCatalog, ImageUri, Registry, RegistryError, registry_address
 from .runtime_api import Invocation
 from .runtimes import lookup_runtime
-from .registry import EcrCatalog, ImageUri, Registry, RegistryError, registry_address
 from .services import EmbeddedServices
 
 logger = logging.getLogger("lambdasim.simulator")
@@ -121,7 +121,9 @@ class Simulator:
             region=self.config.region,
         )
 
-    async def run(self, *, task_status: trio.TaskStatus[Simulator] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[Simulator] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Run until cancelled, then remove every container this simulator started.
 
         Use with `nursery.start`; `started()` returns the simulator once it can
@@ -174,7 +176,9 @@ class Simulator:
             logger.exception("could not remove the containers of this simulator")
             return
         if removed:
-            logger.warning("removed %d containers at shutdown: %s", len(removed), ", ".join(removed))
+            logger.warning(
+                "removed %d containers at shutdown: %s", len(removed), ", ".join(removed)
+            )
 
     # Functions -------------------------------------------------------------------
 
@@ -316,6 +320,7 @@ class Simulator:
             )
         if resolved.deployed.version != LATEST:
             self.catalog.delete_version(function_name, resolved.deployed.version)
+            self.settings.forget(function_name, resolved.deployed.version)
             stopped = self.pool.stop_function(function_name, version=resolved.deployed.version)
             logger.info(
                 "deleted version %s of %s; stopping %d environments",
@@ -370,7 +375,10 @@ class Simulator:
         """
         deployed = self._latest_for_update(name, revision_id)
         function = attrs.evolve(deployed.function, **changes)  # type: ignore[arg-type]
-        if function.layers != deployed.function.layers or function.runtime != deployed.function.runtime:
+        if (
+            function.layers != deployed.function.layers
+            or function.runtime != deployed.function.runtime
+        ):
             await self._load_code(deployed, function)
         self._check_revision(deployed, revision_id)
         self._replace(deployed, function)
@@ -564,9 +572,7 @@ async def open_simulator(
 
     Leaving the block stops every environment and removes its containers.
     """
-    simulator = Simulator(
-        config=config or Config.from_env(), backend=backend, services=services
-    )
+    simulator = Simulator(config=config or Config.from_env(), backend=backend, services=services)
     async with trio.open_nursery() as nursery:
         await nursery.start(simulator.run)
         try:

@@ -29,6 +29,7 @@ from ..errors import (
     ValidationException,
 )
 from ..function import Function, ImageConfig
+from ..function_settings import validate_tags
 from ..simulator import Simulator
 from .responses import empty_response, error_response, json_body, json_response, required
 from .shapes import alias_configuration, function_configuration
@@ -126,15 +127,13 @@ async def _deployment_package(simulator: Simulator, code: Any) -> bytes:
     if zip_file is not None:
         if code.get("S3Bucket") or code.get("S3Key"):
             raise InvalidParameterValueException(
-                "Please do not provide other FunctionCode parameters when providing a "
-                "ZipFile."
+                "Please do not provide other FunctionCode parameters when providing a ZipFile."
             )
         try:
             return base64.b64decode(zip_file, validate=True)
         except (binascii.Error, TypeError, ValueError):
             raise InvalidParameterValueException(
-                "Could not unzip uploaded file. Please check your file, then try to upload "
-                "again."
+                "Could not unzip uploaded file. Please check your file, then try to upload again."
             ) from None
     bucket, key = code.get("S3Bucket"), code.get("S3Key")
     if bucket and key:
@@ -177,7 +176,9 @@ def _configuration_changes(body: dict[str, Any]) -> dict[str, Any]:
             )
         changes["environment"] = environment
     if "DeadLetterConfig" in body:
-        changes["dead_letter_target"] = (body.get("DeadLetterConfig") or {}).get("TargetArn") or None
+        changes["dead_letter_target"] = (body.get("DeadLetterConfig") or {}).get(
+            "TargetArn"
+        ) or None
     if body.get("EphemeralStorage") is not None:
         changes["ephemeral_storage"] = _int_parameter(body["EphemeralStorage"], "Size", 512)
     for field in ("timeout", "memory_size"):
@@ -232,7 +233,11 @@ async def create_function(simulator: Simulator, params: dict[str, str]) -> Respo
             architectures=body.get("Architectures") or ["x86_64"],
             **changes,
         )
+    tags = body.get("Tags") or {}
+    validate_tags(tags)
     deployed = await simulator.create_function(function)
+    if tags:
+        simulator.settings.set_tags(deployed.name, tags)
     response = function_configuration(deployed, creating=True)
     if body.get("Publish"):
         published = simulator.publish_version(deployed.name)
@@ -375,7 +380,22 @@ async def update_alias(simulator: Simulator, params: dict[str, str]) -> Response
 
 async def delete_alias(simulator: Simulator, params: dict[str, str]) -> Response:
     simulator.catalog.delete_alias(params["FunctionName"], params["Name"])
+    name = simulator.catalog.entry(params["FunctionName"]).latest.name
+    simulator.settings.forget(name, params["Name"])
     return empty_response()
+
+
+async def function_url_operation(simulator: Simulator, params: dict[str, str]) -> Response:
+    # NOTE: function URLs are not implemented; AWS's not-found message still applies.
+    try:
+        simulator.get_function(params["FunctionName"], request.args.get("Qualifier"))
+    except ResourceNotFoundException:
+        raise ResourceNotFoundException("The resource you requested does not exist.") from None
+    operation = match_operation(request.method, request.path, request.args)
+    assert operation is not None
+    raise UnsupportedOperationException(
+        f"The {operation[0].name} operation is not supported by lambdasim yet."
+    )
 
 
 async def put_function_concurrency(simulator: Simulator, params: dict[str, str]) -> Response:
@@ -397,7 +417,7 @@ async def delete_function_concurrency(simulator: Simulator, params: dict[str, st
 
 async def get_account_settings(simulator: Simulator, params: dict[str, str]) -> Response:
     functions = simulator.list_functions()
-    code_size = sum(f.package.size for f in functions)
+    code_size = sum(f.code_size for f in functions)
     return json_response(
         {
             "AccountLimit": {
@@ -423,6 +443,9 @@ async def get_function(simulator: Simulator, params: dict[str, str]) -> Response
             "ResolvedImageUri": deployed.resolved_image_uri,
         }
     body: dict[str, Any] = {"Configuration": function_configuration(deployed), "Code": code}
+    tags = simulator.settings.tags(deployed.name)
+    if tags:
+        body["Tags"] = tags
     reserved = simulator.get_function_concurrency(deployed.name)
     if reserved is not None:
         body["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
@@ -540,6 +563,11 @@ HANDLERS: dict[str, Handler] = {
     "ListAliases": list_aliases,
     "UpdateAlias": update_alias,
     "DeleteAlias": delete_alias,
+    "CreateFunctionUrlConfig": function_url_operation,
+    "GetFunctionUrlConfig": function_url_operation,
+    "UpdateFunctionUrlConfig": function_url_operation,
+    "DeleteFunctionUrlConfig": function_url_operation,
+    "ListFunctionUrlConfigs": function_url_operation,
 }
 
 
