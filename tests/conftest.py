@@ -149,7 +149,9 @@ def client(service: str, endpoint: str, **config: object):  # type: ignore[no-un
         aws_access_key_id="test",
         aws_secret_access_key="test",
         config=botocore.config.Config(
-            retries={"total_max_attempts": 1}, read_timeout=120, **config  # type: ignore[arg-type]
+            retries={"total_max_attempts": 1},
+            read_timeout=120,
+            **config,  # type: ignore[arg-type]
         ),
     )
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
 from conftest import ServerProcess, client, create_python_function, unique_name
 
 pytestmark = pytest.mark.docker
@@ -26,7 +24,9 @@ def handler(event, context):
 @pytest.fixture(scope="module")
 def fast_retry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("async")
-    process = ServerProcess(root / "data", root / "server.log", {"LAMBDASIM_ASYNC_RETRY_DELAY": "0.5"})
+    process = ServerProcess(
+        root / "data", root / "server.log", {"LAMBDASIM_ASYNC_RETRY_DELAY": "0.5"}
+    )
     yield process
     process.stop()
 
@@ -34,7 +34,9 @@ def fast_retry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serv
 def _queue(endpoint: str) -> tuple[object, str, str]:
     sqs = client("sqs", endpoint)
     url = sqs.create_queue(QueueName=unique_name("q"))["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     return sqs, url, arn
 
 
@@ -58,7 +60,9 @@ def test_event_returns_202_at_once(lam, endpoint: str) -> None:  # type: ignore[
     )
 
     started = time.monotonic()
-    response = lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"sleep": 2, "n": 7}')
+    response = lam.invoke(
+        FunctionName=name, InvocationType="Event", Payload=b'{"sleep": 2, "n": 7}'
+    )
     elapsed = time.monotonic() - started
 
     assert response["StatusCode"] == 202
@@ -86,7 +90,14 @@ def test_failure_record_after_retries(fast_retry_server: ServerProcess) -> None:
     response = lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"fail": true}')
 
     record = json.loads(_receive_one(sqs, url)["Body"])
-    assert set(record) == {"version", "timestamp", "requestContext", "requestPayload", "responseContext", "responsePayload"}
+    assert set(record) == {
+        "version",
+        "timestamp",
+        "requestContext",
+        "requestPayload",
+        "responseContext",
+        "responsePayload",
+    }
     assert record["version"] == "1.0"
     assert record["requestContext"] == {
         "requestId": response["ResponseMetadata"]["RequestId"],
@@ -144,7 +155,9 @@ def test_dead_letter_queue(lam, endpoint: str) -> None:  # type: ignore[no-untyp
     sqs, url, arn = _queue(endpoint)
     name = create_python_function(lam, SOURCE, DeadLetterConfig={"TargetArn": arn})
     lam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0)
-    assert lam.get_function_configuration(FunctionName=name)["DeadLetterConfig"] == {"TargetArn": arn}
+    assert lam.get_function_configuration(FunctionName=name)["DeadLetterConfig"] == {
+        "TargetArn": arn
+    }
 
     response = lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"fail": true}')
 

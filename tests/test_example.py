@@ -9,19 +9,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import client, make_zip, unique_name
 
 pytestmark = pytest.mark.docker
 
-HANDLER_SOURCE = '''\
+HANDLER_SOURCE = """\
 import json, boto3
 def handler(event, context):
     table = boto3.resource("dynamodb").Table(event["table_name"])
     table.put_item(Item={"id": event["id"], "message": event["message"]})
     boto3.client("s3").put_object(Bucket=event["bucket"], Key=f"records/{event['id']}.json", Body=json.dumps(event))
     return {"statusCode": 200, "body": json.dumps({"id": event["id"]})}
-'''
+"""
 
 
 def _aws_cli_v2() -> str | None:
@@ -49,7 +48,11 @@ def test_example_with_aws_cli(endpoint: str, tmp_path: Path) -> None:
         AWS_DEFAULT_REGION="us-east-1",
         AWS_PAGER="",
     )
-    table, bucket, function = unique_name("orders"), unique_name("data"), unique_name("my-processor")
+    table, bucket, function = (
+        unique_name("orders"),
+        unique_name("data"),
+        unique_name("my-processor"),
+    )
     role = unique_name("lambda-exec")
     (tmp_path / "function.zip").write_bytes(make_zip({"lambda_function.py": HANDLER_SOURCE}))
     trust = (
@@ -83,18 +86,32 @@ def test_example_with_aws_cli(endpoint: str, tmp_path: Path) -> None:
         )  # fmt: skip
     created = json.loads(
         run(
-            "lambda", "create-function", "--function-name", function,
-            "--runtime", "python3.12", "--handler", "lambda_function.handler",
-            "--role", f"arn:aws:iam::000000000000:role/{role}",
-            "--zip-file", "fileb://function.zip",
+            "lambda",
+            "create-function",
+            "--function-name",
+            function,
+            "--runtime",
+            "python3.12",
+            "--handler",
+            "lambda_function.handler",
+            "--role",
+            f"arn:aws:iam::000000000000:role/{role}",
+            "--zip-file",
+            "fileb://function.zip",
         )  # fmt: skip
     )
     assert created["FunctionName"] == function
     event = {"table_name": table, "bucket": bucket, "id": "123", "message": "hello"}
     invoked = json.loads(
         run(
-            "lambda", "invoke", "--function-name", function,
-            "--payload", json.dumps(event), "--cli-binary-format", "raw-in-base64-out",
+            "lambda",
+            "invoke",
+            "--function-name",
+            function,
+            "--payload",
+            json.dumps(event),
+            "--cli-binary-format",
+            "raw-in-base64-out",
             "output.json",
         )  # fmt: skip
     )

@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-
 from conftest import client, create_python_function, unique_name
 
 pytestmark = pytest.mark.docker
@@ -66,9 +65,7 @@ def test_injected_variables(lam, endpoint: str, execution_role: str) -> None:  #
 
 def test_user_variables_override_defaults(lam) -> None:  # type: ignore[no-untyped-def]
     overrides = {"TZ": "Europe/Paris", "LANG": "C.UTF-8", "MY_SETTING": "on"}
-    name = create_python_function(
-        lam, ENVIRONMENT_SOURCE, Environment={"Variables": overrides}
-    )
+    name = create_python_function(lam, ENVIRONMENT_SOURCE, Environment={"Variables": overrides})
 
     env = _invoke_json(lam, name)["env"]
 
@@ -118,7 +115,11 @@ def test_untrusted_role_falls_back(lam, endpoint: str, server) -> None:  # type:
     trust = {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ec2.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
         ],
     }
     role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))
@@ -130,7 +131,9 @@ def test_untrusted_role_falls_back(lam, endpoint: str, server) -> None:  # type:
     assert "assumed-role" not in result["arn"]
     assert result["arn"] == root
     assert result["token"] is False
-    assert f"function {name}: the trust policy of execution role {role['Role']['Arn']}" in server.log()
+    assert (
+        f"function {name}: the trust policy of execution role {role['Role']['Arn']}" in server.log()
+    )
 
 
 def test_missing_role_falls_back(lam, server) -> None:  # type: ignore[no-untyped-def]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import docker
 import pytest
-
 from conftest import EXECUTION_ROLE, client, unique_name
 
 pytestmark = pytest.mark.docker
@@ -37,7 +36,9 @@ def engine() -> Iterator[docker.DockerClient]:
     client_.close()
 
 
-def _push(engine: docker.DockerClient, tmp_path: Path, endpoint: str, repository: str, tag: str) -> str:
+def _push(
+    engine: docker.DockerClient, tmp_path: Path, endpoint: str, repository: str, tag: str
+) -> str:
     """Build an image whose handler returns `tag`, push it, and return its local reference."""
     context = tmp_path / tag
     context.mkdir()
@@ -67,7 +68,10 @@ def test_image_function_runs_pinned(engine, tmp_path: Path, endpoint: str, lam) 
     name = unique_name("image-fn")
     try:
         created = lam.create_function(
-            FunctionName=name, Role=EXECUTION_ROLE, PackageType="Image", Code={"ImageUri": image_uri}
+            FunctionName=name,
+            Role=EXECUTION_ROLE,
+            PackageType="Image",
+            Code={"ImageUri": image_uri},
         )
         lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
         digest = ecr.describe_images(repositoryName=repository)["imageDetails"][0]["imageDigest"]
@@ -86,7 +90,7 @@ def test_image_function_runs_pinned(engine, tmp_path: Path, endpoint: str, lam) 
         assert first["handler"] == "app.handler"
 
         # A new push of the same tag does not change the function until its code is updated.
-        second_reference = _push(engine, tmp_path, endpoint, repository, "second")
+        _push(engine, tmp_path, endpoint, repository, "second")
         lam.get_function(FunctionName=name)
         assert _invoke(lam, name)["tag"] == "first"
         lam.update_function_code(FunctionName=name, ImageUri=image_uri)

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ServerProcess, client, create_python_function
 
 pytestmark = pytest.mark.docker

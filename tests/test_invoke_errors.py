@@ -8,13 +8,14 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from conftest import EXECUTION_ROLE, create_python_function, make_zip, unique_name
 
 pytestmark = pytest.mark.docker
 
 
-def _raw(endpoint: str, method: str, path: str, body: bytes | None = None) -> tuple[int, dict, dict]:
+def _raw(
+    endpoint: str, method: str, path: str, body: bytes | None = None
+) -> tuple[int, dict, dict]:
     """Send an unsigned request; return status, headers and the JSON body."""
     request = urllib.request.Request(endpoint + path, data=body, method=method)
     try:
@@ -27,7 +28,9 @@ def _raw(endpoint: str, method: str, path: str, body: bytes | None = None) -> tu
 
 
 def test_handler_error_is_unhandled(lam) -> None:  # type: ignore[no-untyped-def]
-    name = create_python_function(lam, 'def handler(event, context):\n    raise ValueError("boom")\n')
+    name = create_python_function(
+        lam, 'def handler(event, context):\n    raise ValueError("boom")\n'
+    )
 
     response = lam.invoke(FunctionName=name, Payload=b"{}")
 
@@ -105,8 +108,18 @@ def test_container_exit_mid_invocation(lam) -> None:  # type: ignore[no-untyped-
             "Runtime.HandlerNotFound",
             "Handler 'nothere' missing on module 'app'",
         ),
-        ("app", "def handler(e, c):\n    return 1\n", "Runtime.MalformedHandlerName", "Bad handler 'app': "),
-        ("app.handler", "def handler(:\n", "Runtime.UserCodeSyntaxError", "Syntax error in module 'app': "),
+        (
+            "app",
+            "def handler(e, c):\n    return 1\n",
+            "Runtime.MalformedHandlerName",
+            "Bad handler 'app': ",
+        ),
+        (
+            "app.handler",
+            "def handler(:\n",
+            "Runtime.UserCodeSyntaxError",
+            "Syntax error in module 'app': ",
+        ),
     ],
 )
 def test_init_errors(lam, handler: str, source: str, error_type: str, message_start: str) -> None:  # type: ignore[no-untyped-def]
@@ -297,7 +310,10 @@ def test_environment_limit(lam) -> None:  # type: ignore[no-untyped-def]
     ("variables", "listed"),
     [
         ({"AWS_REGION": "eu-west-1"}, ["AWS_REGION"]),
-        ({"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}, ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]),
+        (
+            {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"},
+            ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+        ),
     ],
 )
 def test_reserved_variables(lam, variables: dict, listed: list[str]) -> None:  # type: ignore[no-untyped-def]
@@ -363,7 +379,9 @@ def test_late_body_keeps_connection(endpoint: str) -> None:
         first = http.client.HTTPResponse(connection)
         first.begin()
         first.read()
-        connection.sendall(b"GET /2019-09-30/functions/nope-late/concurrency HTTP/1.1\r\nHost: x\r\n\r\n")
+        connection.sendall(
+            b"GET /2019-09-30/functions/nope-late/concurrency HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
         second = http.client.HTTPResponse(connection)
         second.begin()
         answer = json.loads(second.read())

@@ -6,7 +6,6 @@ import base64
 import json
 
 import pytest
-
 from conftest import create_python_function
 
 pytestmark = pytest.mark.docker
@@ -25,8 +24,13 @@ def test_client_context_reaches_function(lam) -> None:  # type: ignore[no-untype
     context = {
         "custom": {"tenant": "acme"},
         "env": {"locale": "en-GB"},
-        "client": {"app_title": "demo", "installation_id": "i-1", "app_version_code": "1",
-                   "app_version_name": "1.0", "app_package_name": "x"},
+        "client": {
+            "app_title": "demo",
+            "installation_id": "i-1",
+            "app_version_code": "1",
+            "app_version_name": "1.0",
+            "app_package_name": "x",
+        },
     }
 
     response = lam.invoke(

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-
 from conftest import client, unique_name
+
 from lambdasim.testing import make_zip
 
 pytestmark = pytest.mark.docker
@@ -458,9 +458,7 @@ def test_permission_lifecycle(lam) -> None:  # type: ignore[no-untyped-def]
         RevisionId=policy["RevisionId"],
     )
     assert second["RevisionId"] != added["RevisionId"]
-    assert json.loads(second["Statement"])["Principal"] == {
-        "AWS": "arn:aws:iam::123456789012:root"
-    }
+    assert json.loads(second["Statement"])["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
     statements = json.loads(lam.get_layer_version_policy(LayerName=name, VersionNumber=1)["Policy"])
     assert [s["Sid"] for s in statements["Statement"]] == ["s1", "s2"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import EXECUTION_ROLE, create_python_function, unique_name
+
 from lambdasim.testing import make_zip
 
 pytestmark = pytest.mark.docker

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import trio
+from conftest import make_zip
 
 import lambdasim
-from conftest import make_zip
 
 pytestmark = pytest.mark.docker
 

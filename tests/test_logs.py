@@ -8,7 +8,6 @@ import re
 import time
 
 import pytest
-
 from conftest import client, create_python_function
 
 pytestmark = pytest.mark.docker

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import docker
 import pytest
-
 from conftest import ServerProcess, client, create_python_function
+
 from lambdasim.testing import make_zip
 
 pytestmark = pytest.mark.docker
@@ -43,7 +43,9 @@ def _invoke(lam, name: str, payload: dict | None = None) -> dict:  # type: ignor
 
 
 def _get_json(endpoint: str, path: str, method: str = "GET") -> dict:
-    request = urllib.request.Request(endpoint + path, method=method, data=b"" if method == "POST" else None)
+    request = urllib.request.Request(
+        endpoint + path, method=method, data=b"" if method == "POST" else None
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -117,9 +119,12 @@ def test_concurrent_invokes_separate_containers(lam, execution_role: str) -> Non
 
 def test_reserved_concurrency_throttles_second(lam) -> None:  # type: ignore[no-untyped-def]
     name = create_python_function(lam, IDENTITY_SOURCE, Timeout=30)
-    assert lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)[
-        "ReservedConcurrentExecutions"
-    ] == 1
+    assert (
+        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)[
+            "ReservedConcurrentExecutions"
+        ]
+        == 1
+    )
     assert lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 1
     outcomes: list[object] = []
 
@@ -146,7 +151,9 @@ def test_reserved_concurrency_throttles_second(lam) -> None:  # type: ignore[no-
     with pytest.raises(lam.exceptions.TooManyRequestsException):
         lam.invoke(FunctionName=name, Payload=b"{}")
     lam.delete_function_concurrency(FunctionName=name)
-    assert lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions") is None
+    assert (
+        lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions") is None
+    )
     assert _invoke(lam, name)["version"] == "v1"
 
 
@@ -163,9 +170,10 @@ def test_concurrency_validation(lam) -> None:  # type: ignore[no-untyped-def]
             FunctionName=f"arn:aws:lambda:us-east-1:000000000000:function:{name}:$LATEST",
             ReservedConcurrentExecutions=1,
         )
-    assert "Aliases and versions do not support this operation" in qualified.value.response[
-        "Error"
-    ]["Message"]
+    assert (
+        "Aliases and versions do not support this operation"
+        in qualified.value.response["Error"]["Message"]
+    )
     settings = lam.get_account_settings()
     assert settings["AccountLimit"]["ConcurrentExecutions"] == 1000
     assert settings["AccountUsage"]["FunctionCount"] >= 1
@@ -194,7 +202,9 @@ def test_update_configuration_retires_environment(lam) -> None:  # type: ignore[
     name = create_python_function(lam, source, Environment={"Variables": {"COLOR": "red"}})
     assert _invoke_raw(lam, name) == "red"
 
-    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"COLOR": "blue"}})
+    lam.update_function_configuration(
+        FunctionName=name, Environment={"Variables": {"COLOR": "blue"}}
+    )
 
     assert _invoke_raw(lam, name) == "blue"
 
@@ -283,7 +293,9 @@ def test_clean_stop_removes_containers(tmp_path: Path) -> None:
     pid = str(process.process.pid)
     try:
         lam = client("lambda", process.endpoint)
-        name = create_python_function(lam, IDENTITY_SOURCE, role="arn:aws:iam::000000000000:role/none")
+        name = create_python_function(
+            lam, IDENTITY_SOURCE, role="arn:aws:iam::000000000000:role/none"
+        )
         _invoke(lam, name)
         assert len(_containers(**{"io.lambdasim.owner-pid": pid})) == 1
     finally:

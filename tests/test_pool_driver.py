@@ -143,7 +143,9 @@ async def test_credentials_recycled_when_idle(
         assert harness.credentials.issued == 2
 
 
-async def test_busy_environment_recycled_after(tmp_path: Path, mock_clock: trio.testing.MockClock) -> None:
+async def test_busy_environment_recycled_after(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
     backend = FakeBackend(handler=sleeping_handler)
     async with open_pool(tmp_path, backend, session_seconds=305) as harness:
         await harness.invoke({"sleep": 0}, timeout=20)
@@ -157,7 +159,9 @@ async def test_busy_environment_recycled_after(tmp_path: Path, mock_clock: trio.
         assert len(harness.backend.containers) == 2
 
 
-async def test_concurrent_invokes_separate(tmp_path: Path, mock_clock: trio.testing.MockClock) -> None:
+async def test_concurrent_invokes_separate(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
     backend = FakeBackend(handler=sleeping_handler)
     async with open_pool(tmp_path, backend) as harness:
         results = []
@@ -178,7 +182,9 @@ async def test_concurrent_invokes_separate(tmp_path: Path, mock_clock: trio.test
         assert len(harness.backend.containers) == 5
 
 
-async def test_reserved_concurrency_throttles(tmp_path: Path, mock_clock: trio.testing.MockClock) -> None:
+async def test_reserved_concurrency_throttles(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
     backend = FakeBackend(handler=sleeping_handler)
     async with open_pool(tmp_path, backend) as harness:
         harness.pool.set_reserved_concurrency("fn", 1)
@@ -197,9 +203,7 @@ async def test_reserved_concurrency_throttles(tmp_path: Path, mock_clock: trio.t
 
         errors = [o for o in outcomes if isinstance(o, TooManyRequestsException)]
         assert len(errors) == 1
-        assert errors[0].fields == {
-            "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"
-        }
+        assert errors[0].fields == {"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"}
         assert errors[0].message == "Rate Exceeded."
         harness.pool.set_reserved_concurrency("fn", 0)
         with pytest.raises(TooManyRequestsException):
@@ -270,7 +274,9 @@ async def test_engine_error_keeps_pool_consistent(
         assert await harness.invoke({"ok": True}) == {"ok": True}
 
 
-async def test_timeout_replaces_environment(tmp_path: Path, mock_clock: trio.testing.MockClock) -> None:
+async def test_timeout_replaces_environment(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
     backend = FakeBackend(handler=sleeping_handler)
     async with open_pool(tmp_path, backend) as harness:
         result = await harness.pool.invoke(snapshot(timeout=1), invocation({"sleep": 5}))

@@ -8,8 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from conftest import make_zip
+
 from lambdasim.arns import parse_function_ref
 from lambdasim.code_store import CodeStore, code_sha256, unpack_zip
 from lambdasim.config import Config
@@ -73,9 +73,7 @@ def test_function_ref_invalid(value: str) -> None:
 
 
 def test_unpack_keeps_modes(tmp_path: Path) -> None:
-    data = make_zip(
-        {"bootstrap": "#!/bin/sh\n", "lib/data.txt": "x"}, modes={"bootstrap": 0o755}
-    )
+    data = make_zip({"bootstrap": "#!/bin/sh\n", "lib/data.txt": "x"}, modes={"bootstrap": 0o755})
     unpack_zip(data, tmp_path)
     assert stat.S_IMODE(os.stat(tmp_path / "bootstrap").st_mode) == 0o755
     assert stat.S_IMODE(os.stat(tmp_path / "lib/data.txt").st_mode) == 0o644

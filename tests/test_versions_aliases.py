@@ -6,8 +6,8 @@ import json
 from collections import Counter
 
 import pytest
-
 from conftest import EXECUTION_ROLE, create_python_function, unique_name
+
 from lambdasim.testing import make_zip
 
 pytestmark = pytest.mark.docker
@@ -171,9 +171,12 @@ def test_update_with_stale_revision(lam) -> None:  # type: ignore[no-untyped-def
     with pytest.raises(lam.exceptions.PreconditionFailedException):
         lam.update_function_configuration(FunctionName=name, Timeout=5, RevisionId="stale")
     current = lam.get_function(FunctionName=name)["Configuration"]["RevisionId"]
-    assert lam.update_function_configuration(FunctionName=name, Timeout=5, RevisionId=current)[
-        "Timeout"
-    ] == 5
+    assert (
+        lam.update_function_configuration(FunctionName=name, Timeout=5, RevisionId=current)[
+            "Timeout"
+        ]
+        == 5
+    )
 
 
 @pytest.mark.parametrize(

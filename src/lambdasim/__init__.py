@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .catalog import Alias, Catalog
 from .code_store import CodePackage, CodeStore
 from .config import Config
 from .credentials import Credentials, CredentialsProvider
@@ -23,7 +24,6 @@ from .errors import (
     TooManyRequestsException,
     ValidationException,
 )
-from .catalog import Alias, Catalog
 from .function import Function, ImageConfig
 from .invoke import InvocationResult
 from .layers import LayerStore

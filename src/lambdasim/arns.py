@@ -80,8 +80,7 @@ def parse_function_ref(
     if match is not None:
         if match["region"] != region:
             raise ResourceNotFoundException(
-                f"Functions from '{match['region']}' are not reachable in this region "
-                f"('{region}')"
+                f"Functions from '{match['region']}' are not reachable in this region ('{region}')"
             )
     else:
         match = _PARTIAL_ARN.fullmatch(value) or _PLAIN.fullmatch(value)
@@ -101,7 +100,6 @@ def parse_function_ref(
         )
     if derived is not None and qualifier is not None and derived != qualifier:
         raise InvalidParameterValueException(
-            "The derived qualifier from the function name does not match the specified "
-            "qualifier."
+            "The derived qualifier from the function name does not match the specified qualifier."
         )
     return FunctionRef(name=name, qualifier=derived or qualifier)

@@ -59,7 +59,7 @@ class AsyncEvent:
 
 
 def _timestamp() -> str:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
@@ -86,7 +86,9 @@ class AsyncInvoker:
     def __attrs_post_init__(self) -> None:
         self._send, self._receive = trio.open_memory_channel(math.inf)
 
-    async def run(self, *, task_status: trio.TaskStatus[AsyncInvoker] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[AsyncInvoker] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Run queued events until cancelled; events still queued then are dropped."""
         async with trio.open_nursery() as nursery:
             task_status.started(self)
@@ -139,7 +141,10 @@ class AsyncInvoker:
                 return
             try:
                 result = await self.simulator.invoke(
-                    event.function, event.payload, qualifier=event.qualifier, request_id=event.request_id
+                    event.function,
+                    event.payload,
+                    qualifier=event.qualifier,
+                    request_id=event.request_id,
                 )
             except TooManyRequestsException:
                 if self.simulator.pool.reserved_concurrency(event.function) == 0:
@@ -149,7 +154,11 @@ class AsyncInvoker:
                 throttles += 1
                 continue
             except ResourceNotFoundException:
-                logger.warning("event %s dropped: function %s no longer exists", event.request_id, event.function)
+                logger.warning(
+                    "event %s dropped: function %s no longer exists",
+                    event.request_id,
+                    event.function,
+                )
                 return
             except LambdaError as exc:
                 # A service error (such as a container engine failure) counts as an attempt.
@@ -175,7 +184,9 @@ class AsyncInvoker:
             )
             await trio.sleep(self.retry_delay * event.attempts)
 
-    def _record(self, event: AsyncEvent, condition: str, result: InvocationResult | None) -> dict[str, Any]:
+    def _record(
+        self, event: AsyncEvent, condition: str, result: InvocationResult | None
+    ) -> dict[str, Any]:
         qualifier = event.qualifier or "$LATEST"
         record: dict[str, Any] = {
             "version": "1.0",
@@ -209,8 +220,12 @@ class AsyncInvoker:
                 invoke_function=self._submit_arn,
             )
 
-    async def _failed(self, event: AsyncEvent, condition: str, result: InvocationResult | None) -> None:
-        logger.info("event %s failed: %s after %d attempts", event.request_id, condition, event.attempts)
+    async def _failed(
+        self, event: AsyncEvent, condition: str, result: InvocationResult | None
+    ) -> None:
+        logger.info(
+            "event %s failed: %s after %d attempts", event.request_id, condition, event.attempts
+        )
         config = self.simulator.settings.event_invoke_config(event.function, event.qualifier)
         if config is not None and config.on_failure:
             await deliver(

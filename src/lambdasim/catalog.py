@@ -40,7 +40,7 @@ _REVISION_MISMATCH = (
 
 def aws_timestamp() -> str:
     """Return the current time in the format of `LastModified`."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+0000"
 
 
@@ -108,7 +108,9 @@ class DeployedFunction:
             config = function.image_config
             command = config.command if config and config.command else None
             defaults_cmd = self.image_defaults.get("Cmd")
-            handler_source = command or (tuple(defaults_cmd) if isinstance(defaults_cmd, list) else None)
+            handler_source = command or (
+                tuple(defaults_cmd) if isinstance(defaults_cmd, list) else None
+            )
             return FunctionSnapshot(
                 name=function.name,
                 version=self.version,
@@ -322,7 +324,11 @@ class Catalog:
             raise ResourceNotFoundException(
                 f"Function not found: {self.arn(entry.latest.name, version)}"
             )
-        users = sorted(a.name for a in entry.aliases.values() if a.function_version == version or version in a.weights)
+        users = sorted(
+            a.name
+            for a in entry.aliases.values()
+            if a.function_version == version or version in a.weights
+        )
         if users:
             raise ResourceConflictException(
                 "Unable to delete version because the following aliases reference it: "
@@ -332,7 +338,9 @@ class Catalog:
 
     # Aliases -----------------------------------------------------------------------
 
-    def _check_alias_target(self, entry: FunctionEntry, version: str, weights: dict[str, float]) -> None:
+    def _check_alias_target(
+        self, entry: FunctionEntry, version: str, weights: dict[str, float]
+    ) -> None:
         if version != LATEST and not _VERSION.fullmatch(version):
             raise ValidationException(
                 f"1 validation error detected: Value '{version}' at 'functionVersion' failed to "
@@ -351,7 +359,11 @@ class Catalog:
                     f"Alias can't point to the same version {version} in both "
                     "FunctionVersion and AdditionalVersionWeights."
                 )
-            if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1:
+            if (
+                isinstance(weight, bool)
+                or not isinstance(weight, int | float)
+                or not 0 <= weight <= 1
+            ):
                 raise ValidationException(
                     f"1 validation error detected: Value '{weight}' at "
                     "'routingConfig.additionalVersionWeights' failed to satisfy constraint: "

@@ -30,9 +30,7 @@ logger = logging.getLogger("lambdasim.code_store")
 #: Largest unzipped package AWS accepts for a zip function (250 MB).
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
 
-_UNZIP_FAILED = (
-    "Could not unzip uploaded file. Please check your file, then try to upload again."
-)
+_UNZIP_FAILED = "Could not unzip uploaded file. Please check your file, then try to upload again."
 
 
 @attrs.frozen
@@ -74,8 +72,7 @@ def unpack_zip(data: bytes, destination: Path) -> None:
         total = sum(info.file_size for info in archive.infolist())
         if total > MAX_UNZIPPED_BYTES:
             raise InvalidParameterValueException(
-                f"Unzipped size must be smaller than {MAX_UNZIPPED_BYTES} bytes, "
-                f"got {total} bytes"
+                f"Unzipped size must be smaller than {MAX_UNZIPPED_BYTES} bytes, got {total} bytes"
             )
         for info in archive.infolist():
             target = _member_path(destination, info.filename)

@@ -60,9 +60,7 @@ class Config:
     @role_session_seconds.validator
     def _check_session(self, attribute: attrs.Attribute[int], value: int) -> None:
         if not 301 <= value <= 43200:
-            raise ValueError(
-                f"role_session_seconds must be between 301 and 43200, got {value!r}"
-            )
+            raise ValueError(f"role_session_seconds must be between 301 and 43200, got {value!r}")
 
     @property
     def container_endpoint_url(self) -> str:
@@ -101,8 +99,6 @@ class Config:
             try:
                 values[field] = kind(raw)
             except ValueError:
-                raise ValueError(
-                    f"{variable}={raw!r} is not a valid {kind.__name__}"
-                ) from None
+                raise ValueError(f"{variable}={raw!r} is not a valid {kind.__name__}") from None
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -148,7 +148,7 @@ class CredentialsProvider:
             duration=self.session_seconds,
             external_id=None,
         )
-        expiration = assumed.expiration.replace(tzinfo=datetime.timezone.utc)
+        expiration = assumed.expiration.replace(tzinfo=datetime.UTC)
         return Credentials(
             access_key_id=assumed.access_key_id,
             secret_access_key=assumed.secret_access_key,

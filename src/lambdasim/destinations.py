@@ -21,7 +21,9 @@ def _parts(arn: str) -> list[str]:
     return parts
 
 
-def _send_to_queue(services: EmbeddedServices, arn: str, body: str, attributes: dict[str, Any]) -> None:
+def _send_to_queue(
+    services: EmbeddedServices, arn: str, body: str, attributes: dict[str, Any]
+) -> None:
     from moto.sqs.models import sqs_backends
 
     _, _, _, region, account, name = _parts(arn)
@@ -29,7 +31,9 @@ def _send_to_queue(services: EmbeddedServices, arn: str, body: str, attributes: 
     backend.send_message(name, body, message_attributes=attributes or None)
 
 
-def _publish_to_topic(services: EmbeddedServices, arn: str, body: str, attributes: dict[str, Any]) -> None:
+def _publish_to_topic(
+    services: EmbeddedServices, arn: str, body: str, attributes: dict[str, Any]
+) -> None:
     from moto.sns.models import sns_backends
 
     _, _, _, region, account, _ = _parts(arn)

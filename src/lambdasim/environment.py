@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import math
 import os
 import time
-import math
 import uuid
 from collections.abc import Callable, Mapping
 
@@ -89,7 +89,7 @@ class EnvironmentInitError(Exception):
 
 
 def _log_stream_name(version: str) -> str:
-    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y/%m/%d")
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y/%m/%d")
     return f"{today}/[{version}]{uuid.uuid4().hex}"
 
 
@@ -240,7 +240,9 @@ class ExecutionEnvironment:
             self._nursery = nursery
             port = await nursery.start(self._api.serve)
             try:
-                self.container = await self.backend.start(self._container_spec(port), self._on_output)
+                self.container = await self.backend.start(
+                    self._container_spec(port), self._on_output
+                )
                 logger.info(
                     "environment starting: function %s version %s container %s",
                     self.snapshot.name,
@@ -400,7 +402,7 @@ class ExecutionEnvironment:
                 self.short_id,
             )
             log.add(
-                f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z "
+                f"{datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z "
                 f"{invocation.request_id} Task timed out after {timeout:.2f} seconds"
             )
             self.stop()

@@ -145,9 +145,7 @@ class Function:
         factory=dict, kw_only=True, converter=lambda value: dict(value or {})
     )
     description: str = attrs.field(default="", kw_only=True)
-    architectures: tuple[str, ...] = attrs.field(
-        default=("x86_64",), kw_only=True, converter=tuple
-    )
+    architectures: tuple[str, ...] = attrs.field(default=("x86_64",), kw_only=True, converter=tuple)
     #: ARN of the SQS queue or SNS topic for events that failed asynchronously.
     dead_letter_target: str | None = attrs.field(default=None, kw_only=True)
     ephemeral_storage: int = attrs.field(
@@ -202,7 +200,9 @@ class Function:
             )
 
     @dead_letter_target.validator
-    def _check_dead_letter_target(self, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+    def _check_dead_letter_target(
+        self, attribute: attrs.Attribute[str | None], value: str | None
+    ) -> None:
         if value and not re.fullmatch(r"arn:aws[a-zA-Z-]*:(sqs|sns):[a-z0-9-]+:\d{12}:.+", value):
             raise InvalidParameterValueException(
                 f"The dead-letter target {value} is invalid: give the ARN of an SQS queue or "

@@ -553,9 +553,7 @@ class LayerStore:
             license_info=license_info,
         )
         self._versions.setdefault(name, {})[number] = published
-        logger.info(
-            "published layer %s version %d (%d bytes)", name, number, package.size
-        )
+        logger.info("published layer %s version %d (%d bytes)", name, number, package.size)
         return published
 
     def get_layer_version(self, layer_name: str, version: int) -> LayerVersion:

@@ -106,7 +106,9 @@ class LogWriter:
     def submit(self, group: str, stream: str, log: InvocationLog) -> None:
         self._send.send_nowait((group, stream, log))
 
-    async def run(self, *, task_status: trio.TaskStatus[LogWriter] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[LogWriter] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         task_status.started(self)
         async for first in self._receive:
             batch = [first]
@@ -118,7 +120,9 @@ class LogWriter:
             try:
                 await self.services.run_sync(self._write, batch)
             except Exception:
-                logger.exception("could not write %d invocation logs to CloudWatch Logs", len(batch))
+                logger.exception(
+                    "could not write %d invocation logs to CloudWatch Logs", len(batch)
+                )
 
     def _write(self, batch: list[tuple[str, str, InvocationLog]]) -> None:
         from moto.logs.exceptions import ResourceAlreadyExistsException

@@ -32,8 +32,8 @@ from .pool_core import (
     PoolKey,
     StartEnvironment,
     StopEnvironment,
-    WakeWaiter,
     Waiter,
+    WakeWaiter,
 )
 from .runtime_api import Invocation, RuntimeResult
 
@@ -74,7 +74,7 @@ class PoolStatistics:
 def _utc(timestamp: float | None) -> datetime.datetime | None:
     if timestamp is None:
         return None
-    return datetime.datetime.fromtimestamp(timestamp, tz=datetime.timezone.utc)
+    return datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
 
 
 @attrs.define(eq=False)
@@ -116,7 +116,9 @@ class ContainerPool:
             max_starts=self.config.max_concurrent_starts,
         )
 
-    async def run(self, *, task_status: trio.TaskStatus[ContainerPool] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[ContainerPool] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Own the environments until cancelled, then remove all their containers.
 
         Use with `nursery.start`; `started()` returns the pool.
@@ -159,9 +161,7 @@ class ContainerPool:
         admission, actions = self._core.request(key, snapshot.name, trio.current_time())
         self._apply(actions)
         if admission.throttled is not None:
-            raise TooManyRequestsException(
-                "Rate Exceeded.", Reason=admission.throttled.value
-            )
+            raise TooManyRequestsException("Rate Exceeded.", Reason=admission.throttled.value)
         record = admission.environment
         if record is None:
             assert admission.waiter is not None
@@ -305,12 +305,14 @@ class ContainerPool:
         if environment is not None:
             environment.set_idle_deadline(self._core.idle_deadline(record))
 
-    def _environment_ready(self, record: EnvironmentRecord, environment: ExecutionEnvironment) -> None:
+    def _environment_ready(
+        self, record: EnvironmentRecord, environment: ExecutionEnvironment
+    ) -> None:
         now = trio.current_time()
         recycle_at = math.inf
         expiration = environment.credentials.expiration
         if expiration is not None:
-            remaining = (expiration - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+            remaining = (expiration - datetime.datetime.now(datetime.UTC)).total_seconds()
             recycle_at = now + remaining - RECYCLE_MARGIN
         self._apply(self._core.started(record.id, now, recycle_at))
         self._arm_idle_timer(record)
@@ -357,4 +359,6 @@ class ContainerPool:
         if record.state is EnvironmentState.STARTING:
             self._apply(self._core.start_failed(record.id, failure))
         else:
-            logger.warning("environment %s of %s failed after its start", record.id, record.function)
+            logger.warning(
+                "environment %s of %s failed after its start", record.id, record.function
+            )

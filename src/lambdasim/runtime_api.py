@@ -94,9 +94,7 @@ class Invocation:
         if self.client_context:
             headers.append((b"lambda-runtime-client-context", self.client_context.encode()))
         if self.cognito_identity:
-            headers.append(
-                (b"lambda-runtime-cognito-identity", self.cognito_identity.encode())
-            )
+            headers.append((b"lambda-runtime-cognito-identity", self.cognito_identity.encode()))
         return headers
 
 
@@ -321,7 +319,9 @@ class RuntimeAPI:
         current = self._current
         if current is None or current.request_id != request_id:
             message = f"Invalid request ID: {request_id}"
-            return 400, json.dumps({"errorMessage": message, "errorType": "InvalidRequestID"}).encode()
+            return 400, json.dumps(
+                {"errorMessage": message, "errorType": "InvalidRequestID"}
+            ).encode()
         if action == "response":
             if len(body) > MAX_RESPONSE_BYTES:
                 error = {

@@ -76,7 +76,9 @@ class FakeBackend:
     _starting: int = attrs.field(default=0, init=False)
     _nursery: trio.Nursery | None = attrs.field(default=None, init=False)
 
-    async def run(self, *, task_status: trio.TaskStatus[FakeBackend] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[FakeBackend] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Host the fake containers until cancelled. Use with `nursery.start`."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -169,7 +171,9 @@ class FakeBackend:
                     if starting:
                         self._starting -= 1
                         starting = False
-                    headers, body = await client.request("GET", "/2018-06-01/runtime/invocation/next")
+                    headers, body = await client.request(
+                        "GET", "/2018-06-01/runtime/invocation/next"
+                    )
                     request_id = headers["lambda-runtime-aws-request-id"]
                     on_output("stdout", f"invocation {request_id}\n".encode())
                     try:
@@ -250,7 +254,7 @@ class FakeCredentialsProvider:
     async def for_function(self, function_name: str, role_arn: str) -> Credentials:
         await trio.lowlevel.checkpoint()
         self.issued += 1
-        expiration = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+        expiration = datetime.datetime.now(datetime.UTC) + datetime.timedelta(
             seconds=self.session_seconds
         )
         return Credentials(

@@ -15,8 +15,10 @@ from lambdasim.errors import InvalidParameterValueException
 from lambdasim.testing import make_zip
 
 _segment = st.sampled_from(["a", "b", "..", ".", "lib", "x.py", ""])
-_member = st.lists(_segment, min_size=1, max_size=4).map("/".join).filter(
-    lambda name: name.strip("/.") != "" and not name.endswith("/")
+_member = (
+    st.lists(_segment, min_size=1, max_size=4)
+    .map("/".join)
+    .filter(lambda name: name.strip("/.") != "" and not name.endswith("/"))
 )
 _mode = st.sampled_from([0o644, 0o755, 0o600, 0o400, 0o700])
 
@@ -34,7 +36,12 @@ def test_unpack_never_escapes(members: dict[str, tuple[bytes, int]]) -> None:
         )
         try:
             unpack_zip(data, destination)
-        except (InvalidParameterValueException, IsADirectoryError, NotADirectoryError, FileExistsError):
+        except (
+            InvalidParameterValueException,
+            IsADirectoryError,
+            NotADirectoryError,
+            FileExistsError,
+        ):
             pass
         outside = [path for path in root.iterdir() if path != destination]
         assert outside == []

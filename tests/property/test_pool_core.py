@@ -33,8 +33,8 @@ from lambdasim.pool_core import (
     StartEnvironment,
     StopEnvironment,
     ThrottleReason,
-    WakeWaiter,
     Waiter,
+    WakeWaiter,
 )
 
 STARTING = EnvironmentState.STARTING
@@ -503,9 +503,7 @@ class PoolCoreMachine(RuleBasedStateMachine):
 
     def _unreserved_in_flight(self) -> int:
         return sum(
-            self._in_flight(function)
-            for function, limit in self.reserved.items()
-            if limit is None
+            self._in_flight(function) for function, limit in self.reserved.items() if limit is None
         )
 
     @invariant()

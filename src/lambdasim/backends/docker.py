@@ -127,7 +127,9 @@ class DockerBackend:
         except docker.errors.ImageNotFound:
             pass
         except docker.errors.DockerException as exc:
-            raise ServiceException(f"The Docker engine failed to look up image {image}: {exc}") from exc
+            raise ServiceException(
+                f"The Docker engine failed to look up image {image}: {exc}"
+            ) from exc
         repository, tag = _split_reference(image)
         logger.info("pulling image %s", image)
         layers: dict[str, int] = {}
@@ -191,9 +193,13 @@ class DockerBackend:
             container = client.containers.create(spec.image, **options)
         except docker.errors.ImageNotFound as exc:
             self._images.discard(spec.image)
-            raise ImageNotAvailableError(f"Image {spec.image} is not available. {_IMAGE_HELP}") from exc
+            raise ImageNotAvailableError(
+                f"Image {spec.image} is not available. {_IMAGE_HELP}"
+            ) from exc
         except docker.errors.DockerException as exc:
-            raise ServiceException(f"The Docker engine failed to create a container: {exc}") from exc
+            raise ServiceException(
+                f"The Docker engine failed to create a container: {exc}"
+            ) from exc
         try:
             # Attach before starting so that no early output is lost.
             stream = container.attach(stdout=True, stderr=True, stream=True, demux=True, logs=False)
@@ -202,7 +208,9 @@ class DockerBackend:
             try:
                 container.remove(force=True)
             except docker.errors.DockerException:
-                logger.warning("could not remove container %s after a failed start", container.short_id)
+                logger.warning(
+                    "could not remove container %s after a failed start", container.short_id
+                )
             raise ServiceException(f"The Docker engine failed to start a container: {exc}") from exc
         self._streams[container.id] = stream
         return ContainerHandle(id=container.id, name=spec.name)
@@ -276,7 +284,9 @@ class DockerBackend:
         except docker.errors.APIError as exc:
             if exc.status_code == 409:  # removal already in progress
                 return
-            raise ServiceException(f"The Docker engine failed to remove {container_id[:12]}: {exc}") from exc
+            raise ServiceException(
+                f"The Docker engine failed to remove {container_id[:12]}: {exc}"
+            ) from exc
 
     async def remove_instance(self, instance_id: str) -> list[str]:
         """Remove every container of simulator `instance_id`; return their names."""

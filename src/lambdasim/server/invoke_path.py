@@ -34,7 +34,12 @@ class _Headers(Mapping[str, str]):
 
     @classmethod
     def from_scope(cls, scope: Scope) -> _Headers:
-        return cls({name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]})
+        return cls(
+            {
+                name.decode("latin-1").lower(): value.decode("latin-1")
+                for name, value in scope["headers"]
+            }
+        )
 
     def __getitem__(self, key: str) -> str:
         return self.values[key.lower()]

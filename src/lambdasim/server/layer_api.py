@@ -20,9 +20,7 @@ from ..simulator import Simulator
 from .lambda_api import Handler
 from .responses import empty_response, json_body, json_response, required
 
-_UNZIP_FAILED = (
-    "Could not unzip uploaded file. Please check your file, then try to upload again."
-)
+_UNZIP_FAILED = "Could not unzip uploaded file. Please check your file, then try to upload again."
 
 
 def content_location(layer: LayerVersion) -> str:
@@ -219,9 +217,7 @@ async def add_layer_version_permission(simulator: Simulator, params: dict[str, s
     )
 
 
-async def remove_layer_version_permission(
-    simulator: Simulator, params: dict[str, str]
-) -> Response:
+async def remove_layer_version_permission(simulator: Simulator, params: dict[str, str]) -> Response:
     simulator.layers.remove_layer_version_permission(
         params["LayerName"],
         _version_number(params["VersionNumber"]),
