@@ -80,6 +80,9 @@ def _build_wsgi_app() -> WSGIApplication:
         create_backend_app,
     )
 
+    from .moto_patches import apply_moto_patches
+
+    apply_moto_patches()
     return DomainDispatcherApplication(create_backend_app)
 
 

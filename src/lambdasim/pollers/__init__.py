@@ -1,23 +1,25 @@
-"""Event source mappings: pollers that invoke functions with records from queues and streams."""
+"""Event source mappings: pollers that invoke functions with records from queues and streams.
+
+`EventSourceMappings` contains a simulator's mappings and runs one `Poller` per
+enabled mapping: `SqsPoller` for SQS queues and `StreamPoller` for Kinesis and
+DynamoDB streams. Each reads the embedded services through moto's backends in
+worker threads, batches records, applies the mapping's `FilterCriteria` and
+invokes the function synchronously.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from .filters import FilterCriteria
+from .mappings import EventSourceMapping, EventSourceMappings
+from .poller import Poller
+from .settings import EventSource, MappingSettings, SourceKind
 
-import attrs
-import trio
-
-if TYPE_CHECKING:
-    from ..simulator import Simulator
-
-
-@attrs.define(eq=False)
-class EventSourceMappings:
-    """The event source mappings of one simulator and their pollers."""
-
-    simulator: Simulator
-
-    async def run(self, *, task_status: trio.TaskStatus[EventSourceMappings] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run the pollers until cancelled. Use with `nursery.start`."""
-        task_status.started(self)
-        await trio.sleep_forever()
+__all__ = [
+    "EventSource",
+    "EventSourceMapping",
+    "EventSourceMappings",
+    "FilterCriteria",
+    "MappingSettings",
+    "Poller",
+    "SourceKind",
+]
