@@ -200,13 +200,7 @@ class AsyncInvoker:
             "requestPayload": _json_or_text(event.payload),
         }
         if result is not None:
-            response_context: dict[str, Any] = {
-                "statusCode": result.status_code,
-                "executedVersion": result.executed_version,
-            }
-            if result.function_error:
-                response_context["functionError"] = result.function_error
-            record["responseContext"] = response_context
+            record["responseContext"] = result.response_context()
             record["responsePayload"] = _json_or_text(result.payload)
         return record
 

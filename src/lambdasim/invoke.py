@@ -30,6 +30,16 @@ class InvocationResult:
     #: Base64 of the log's last 4 KB, when the caller asked for the tail.
     log_result: str | None = None
 
+    def response_context(self) -> dict[str, object]:
+        """Return the `responseContext` of AWS's invocation records for this result."""
+        context: dict[str, object] = {
+            "statusCode": self.status_code,
+            "executedVersion": self.executed_version,
+        }
+        if self.function_error:
+            context["functionError"] = self.function_error
+        return context
+
     def json(self) -> object:
         """Return the payload decoded as JSON."""
         return json.loads(self.payload)

@@ -42,13 +42,7 @@ def failure_record(
     }
     document: dict[str, Any] = {"requestContext": request_context}
     if result is not None:
-        response_context: dict[str, Any] = {
-            "statusCode": result.status_code,
-            "executedVersion": result.executed_version,
-        }
-        if result.function_error:
-            response_context["functionError"] = result.function_error
-        document["responseContext"] = response_context
+        document["responseContext"] = result.response_context()
     document["version"] = "1.0"
     document["timestamp"] = _iso_millis(now)
     document[batch_info_key] = {
