@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import threading
@@ -322,3 +323,30 @@ def test_restart_after_kill_removes_leftovers(tmp_path: Path) -> None:
         assert leftovers[0].name in second.log()
     finally:
         second.stop()
+
+
+def test_many_containers_keep_logs_flowing(lam) -> None:  # type: ignore[no-untyped-def]
+    # More running containers than trio's default thread limiter has tokens (40):
+    # each container's output thread must not starve the log tail's cgroup read.
+    name = create_python_function(lam, IDENTITY_SOURCE, Timeout=60)
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            _invoke(lam, name, {"sleep": 2})
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(45)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    response = lam.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")
+
+    assert errors == []
+    assert "REPORT RequestId" in base64.b64decode(response["LogResult"]).decode()
+    stopped = _get_json(
+        lam.meta.endpoint_url, f"/_lambdasim/functions/{name}/stop-environments", "POST"
+    )
+    assert stopped["Stopped"] >= 40

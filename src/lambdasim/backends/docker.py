@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Any
 
@@ -60,12 +61,14 @@ class DockerBackend:
     max_engine_calls: int = 16
     _client: Any = attrs.field(default=None, init=False)
     _limiter: trio.CapacityLimiter = attrs.field(init=False)
+    _container_threads: trio.CapacityLimiter = attrs.field(init=False)
     _streams: dict[str, Any] = attrs.field(factory=dict, init=False)
     _images: set[str] = attrs.field(factory=set, init=False)
     _image_locks: dict[str, trio.Lock] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._limiter = trio.CapacityLimiter(self.max_engine_calls)
+        self._container_threads = trio.CapacityLimiter(math.inf)
 
     async def _call(self, fn: Any, *args: Any) -> Any:
         return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
@@ -217,9 +220,16 @@ class DockerBackend:
 
     async def wait(self, handle: ContainerHandle) -> int | None:
         stream, on_output = self._streams.pop(handle.id, (None, None))
-        # Not under the shared limiter: this thread lives as long as the container.
+        # This thread lives as long as the container, so it must not take a token of
+        # a bounded limiter (trio's default has 40), or other blocking calls would
+        # wait once that many containers run.
         return await trio.to_thread.run_sync(
-            self._follow_until_exit, handle, stream, on_output, abandon_on_cancel=True
+            self._follow_until_exit,
+            handle,
+            stream,
+            on_output,
+            abandon_on_cancel=True,
+            limiter=self._container_threads,
         )
 
     def _follow_until_exit(
@@ -269,7 +279,7 @@ class DockerBackend:
                     continue
             return None
 
-        return await trio.to_thread.run_sync(read)
+        return await self._call(read)
 
     async def remove(self, handle: ContainerHandle) -> None:
         await self._call(self._remove_sync, handle.id)
