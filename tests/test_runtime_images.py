@@ -294,3 +294,23 @@ def test_runtime_image_from_mirror(mirror_registry: str, tmp_path: Path) -> None
     finally:
         _remove_references(engine, mirror_prefix)
         engine.close()
+
+
+def test_arm64_needs_its_platform(lam) -> None:  # type: ignore[no-untyped-def]
+    # The stand-in images are built for this machine only (linux/amd64): an arm64
+    # function asks the engine for linux/arm64 and says which image it lacks.
+    name = unique_name("arm")
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=EXECUTION_ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 1\n"})},
+        Architectures=["arm64"],
+    )
+    assert lam.get_function_configuration(FunctionName=name)["Architectures"] == ["arm64"]
+
+    with pytest.raises(lam.exceptions.ServiceException) as raised:
+        lam.invoke(FunctionName=name, Payload=b"{}")
+
+    assert "for platform linux/arm64 is not available" in raised.value.response["Error"]["Message"]

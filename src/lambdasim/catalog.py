@@ -27,7 +27,7 @@ from .errors import (
     ValidationException,
 )
 from .function import Function
-from .runtimes import lookup_runtime
+from .runtimes import PLATFORMS, lookup_runtime
 
 LATEST = "$LATEST"
 _ALIAS_NAME = re.compile(r"(?!^[0-9]+$)([a-zA-Z0-9-_]+)")
@@ -128,6 +128,7 @@ class DeployedFunction:
                 command=command,
                 entrypoint=config.entry_point if config and config.entry_point else None,
                 working_dir=config.working_directory if config else None,
+                platform=PLATFORMS[function.architectures[0]],
             )
         return FunctionSnapshot(
             name=function.name,
@@ -143,6 +144,7 @@ class DeployedFunction:
             code_path=str(self.package.path) if self.package else None,
             image=self.image,
             opt_path=self.opt_path,
+            platform=PLATFORMS[function.architectures[0]],
         )
 
 

@@ -74,6 +74,8 @@ class FunctionSnapshot:
     command: tuple[str, ...] | None = None
     entrypoint: tuple[str, ...] | None = None
     working_dir: str | None = None
+    #: The image platform, `linux/amd64` or `linux/arm64`, from the function's architecture.
+    platform: str = "linux/amd64"
 
     @property
     def pool_key(self) -> tuple[str, str, int]:
@@ -198,6 +200,7 @@ class ExecutionEnvironment:
             working_dir=snapshot.working_dir,
             environment=self._container_environment(port),
             mounts=tuple(mounts),
+            platform=snapshot.platform,
             labels={
                 MANAGED_LABEL: "true",
                 INSTANCE_LABEL: self.instance_id,

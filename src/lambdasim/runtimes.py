@@ -74,6 +74,10 @@ DEPRECATED_RUNTIMES: dict[str, str] = {
 }
 
 
+#: The image platform of each Lambda architecture.
+PLATFORMS = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
+
+
 def lookup_runtime(name: str) -> Runtime:
     """Return the runtime called `name`, or raise AWS's error for it."""
     runtime = RUNTIMES.get(name)

@@ -44,6 +44,8 @@ class ContainerSpec:
     memory_mb: int | None = None
     entrypoint: tuple[str, ...] | None = None
     working_dir: str | None = None
+    #: The image platform to run, such as `linux/arm64`; None takes the image's own.
+    platform: str | None = None
 
 
 @attrs.frozen

@@ -192,12 +192,17 @@ class DockerBackend:
             options["entrypoint"] = list(spec.entrypoint)
         if spec.working_dir:
             options["working_dir"] = spec.working_dir
+        if spec.platform:
+            options["platform"] = spec.platform
         try:
             container = client.containers.create(spec.image, **options)
         except docker.errors.ImageNotFound as exc:
             self._images.discard(spec.image)
+            # NOTE: images are looked up and pulled for the engine's own platform; a
+            # function of another architecture needs its image present already.
+            platform = f" for platform {spec.platform}" if spec.platform else ""
             raise ImageNotAvailableError(
-                f"Image {spec.image} is not available. {_IMAGE_HELP}"
+                f"Image {spec.image}{platform} is not available. {_IMAGE_HELP}"
             ) from exc
         except docker.errors.DockerException as exc:
             raise ServiceException(
