@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
-from conftest import EXECUTION_ROLE, create_python_function, unique_name
+from conftest import EXECUTION_ROLE, ServerProcess, client, create_python_function, unique_name
 
 from lambdasim.testing import make_zip
 
@@ -208,3 +209,34 @@ def test_prefix_never_matches(lam) -> None:  # type: ignore[no-untyped-def]
     create_python_function(lam, _source("plural"), name=base + "s")
     with pytest.raises(lam.exceptions.ResourceNotFoundException):
         lam.get_function(FunctionName=base)
+
+
+def test_update_during_update_conflicts(tmp_path: Path) -> None:
+    process = ServerProcess(
+        tmp_path / "data", tmp_path / "server.log", {"LAMBDASIM_LAMBDA_UPDATE_SECONDS": "2"}
+    )
+    try:
+        lam = client("lambda", process.endpoint)
+        name = create_python_function(lam, _source("one"), role="arn:aws:iam::000000000000:role/r")
+
+        updated = lam.update_function_configuration(FunctionName=name, Description="d2")
+        with pytest.raises(lam.exceptions.ResourceConflictException) as raised:
+            lam.update_function_code(
+                FunctionName=name, ZipFile=make_zip({"app.py": _source("two")})
+            )
+        in_progress = lam.get_function_configuration(FunctionName=name)["LastUpdateStatus"]
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+        after = lam.get_function_configuration(FunctionName=name)
+
+        assert updated["LastUpdateStatus"] == "InProgress"
+        assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+        assert raised.value.response["Error"]["Message"] == (
+            "The operation cannot be performed at this time. An update is in progress for "
+            f"resource: arn:aws:lambda:us-east-1:000000000000:function:{name}"
+        )
+        assert in_progress == "InProgress"
+        assert after["LastUpdateStatus"] == "Successful"
+        assert after["Description"] == "d2"
+        assert _tag(lam.invoke(FunctionName=name)) == "one"
+    finally:
+        process.stop()

@@ -49,6 +49,9 @@ class Config:
     #: Seconds before the first retry of a failed asynchronous invocation; the
     #: second waits twice as long. AWS waits about 60 s.
     async_retry_delay: float = attrs.field(default=60.0, validator=_positive)
+    #: Seconds an update reports LastUpdateStatus InProgress, during which another
+    #: update gets AWS's conflict error. 0 completes updates at once.
+    update_seconds: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
     #: Container starts in flight at once. On a 2-core machine the engine starts
     #: about 10 containers a second whatever the number in flight; 4 reaches that
     #: rate, and more only makes each start slower (benchmarks/pool.py).
@@ -93,6 +96,7 @@ class Config:
             "account_concurrency": ("LAMBDASIM_ACCOUNT_CONCURRENCY", int),
             "max_concurrent_starts": ("LAMBDASIM_MAX_CONCURRENT_STARTS", int),
             "async_retry_delay": ("LAMBDASIM_ASYNC_RETRY_DELAY", float),
+            "update_seconds": ("LAMBDASIM_LAMBDA_UPDATE_SECONDS", float),
         }
         for field, (variable, kind) in readers.items():
             raw = env.get(variable)

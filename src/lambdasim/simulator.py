@@ -406,6 +406,11 @@ class Simulator:
                 "function name or ARN."
             )
         deployed = self.catalog.entry(name).latest
+        if deployed.last_update_status == "InProgress":
+            raise ResourceConflictException(
+                "The operation cannot be performed at this time. An update is in progress for "
+                f"resource: {deployed.arn}"
+            )
         self._check_revision(deployed, revision_id)
         return deployed
 
@@ -418,13 +423,16 @@ class Simulator:
             )
 
     def _replace(self, deployed: DeployedFunction, function: Function) -> DeployedFunction:
-        # NOTE: updates complete at once, so LastUpdateStatus is InProgress only in the
-        # update's own response and a second update never meets a conflict.
         deployed.function = function
         deployed.revision = self.catalog.next_revision()
         deployed.revision_id = str(uuid.uuid4())
         deployed.last_modified = aws_timestamp()
         deployed.last_update_status = "Successful"
+        if self.config.update_seconds > 0 and self._nursery is not None:
+            # The update takes effect at once, but reports InProgress for a while, so
+            # tools see AWS's conflict for an update during an update.
+            deployed.last_update_status = "InProgress"
+            self._nursery.start_soon(self._finish_update, deployed, deployed.revision)
         stopped = self.pool.stop_function(
             function.name, keep=deployed.snapshot().pool_key, version=LATEST
         )
@@ -435,6 +443,11 @@ class Simulator:
             stopped,
         )
         return deployed
+
+    async def _finish_update(self, deployed: DeployedFunction, revision: int) -> None:
+        await trio.sleep(self.config.update_seconds)
+        if deployed.revision == revision:
+            deployed.last_update_status = "Successful"
 
     # Concurrency -------------------------------------------------------------------
 
