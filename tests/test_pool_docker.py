@@ -328,12 +328,14 @@ def test_restart_after_kill_removes_leftovers(tmp_path: Path) -> None:
 def test_many_containers_keep_logs_flowing(lam) -> None:  # type: ignore[no-untyped-def]
     # More running containers than trio's default thread limiter has tokens (40):
     # each container's output thread must not starve the log tail's cgroup read.
+    # The invocations last long enough for all 45 containers to start (about 10 a
+    # second) before the first one is free again.
     name = create_python_function(lam, IDENTITY_SOURCE, Timeout=60)
     errors: list[BaseException] = []
 
     def one() -> None:
         try:
-            _invoke(lam, name, {"sleep": 2})
+            _invoke(lam, name, {"sleep": 8})
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 

@@ -163,7 +163,7 @@ async def test_concurrent_invokes_separate(
     tmp_path: Path, mock_clock: trio.testing.MockClock
 ) -> None:
     backend = FakeBackend(handler=sleeping_handler)
-    async with open_pool(tmp_path, backend) as harness:
+    async with open_pool(tmp_path, backend, max_concurrent_starts=8) as harness:
         results = []
 
         async def one(index: int) -> None:
