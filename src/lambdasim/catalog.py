@@ -1,9 +1,9 @@
 """The functions of a simulator: `$LATEST`, published versions and aliases.
 
-A function name with a qualifier resolves to one `DeployedFunction`: the
-qualifier `$LATEST` (or none) to the editable latest version, a number to a
-published version, and anything else to an alias, which routes to its version
-or, with routing weights, sometimes to its additional version.
+A function name with a qualifier resolves to one `DeployedFunction`. The
+qualifier `$LATEST` (or none) names the editable latest version, and a number
+names a published version. Anything else is an alias, which routes to its
+version, or with routing weights sometimes to its additional version.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ Theory of operation. Every execution environment is in exactly one state:
                                   (container removed) --> gone
 
 An invocation request is admitted unless it would exceed the function's reserved
-concurrency or the account's limit; then it is throttled at once, as AWS throttles
+concurrency or, for a function without one, the account's limit less all
+reservations. A request past its limit is throttled at once, as AWS throttles
 synchronous invocations. An admitted request takes an idle environment of its
 revision if there is one, and otherwise waits in arrival order while the core asks
 the driver to start an environment for it. At most `max_starts` environments start
