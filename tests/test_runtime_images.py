@@ -297,8 +297,8 @@ def test_runtime_image_from_mirror(mirror_registry: str, tmp_path: Path) -> None
 
 
 def test_arm64_needs_its_platform(lam) -> None:  # type: ignore[no-untyped-def]
-    # The stand-in images are built for this machine only (linux/amd64): an arm64
-    # function asks the engine for linux/arm64 and says which image it lacks.
+    # The stand-in images are built for this machine only (linux/amd64), so an arm64
+    # function requests linux/arm64 and its error names the image it lacks.
     name = unique_name("arm")
     lam.create_function(
         FunctionName=name,

@@ -12,8 +12,8 @@ An invocation request is admitted unless it would exceed the function's reserved
 concurrency or, for a function without one, the account's limit less all
 reservations. A request past its limit is throttled at once, as AWS throttles
 synchronous invocations. An admitted request takes an idle environment of its
-revision if there is one, and otherwise waits in arrival order while the core asks
-the driver to start an environment for it. At most `max_starts` environments start
+revision if there is one. Otherwise it waits in arrival order while the core has
+the driver start an environment for it. At most `max_starts` environments start
 at once; further starts wait for a free slot, again in arrival order.
 
 An environment is recycled `RECYCLE_MARGIN` seconds before its credentials expire:

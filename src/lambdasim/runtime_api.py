@@ -4,7 +4,7 @@ Theory of operation: each environment gets its own listener on 127.0.0.1 and an
 ephemeral port, because runtime clients take `AWS_LAMBDA_RUNTIME_API` as a bare
 `host:port` and cannot tell their endpoint apart by path. The runtime signals that
 init is done by its first `GET /invocation/next`; that request then blocks until
-`dispatch()` hands over an invocation. The runtime answers with `/response` or
+`dispatch()` hands over an invocation. The runtime replies with `/response` or
 `/error`, which completes the invocation. When the container exits, the driver
 calls `container_exited()`: a pending `dispatch()` fails and the invocation in
 flight completes with `Runtime.ExitError`.
@@ -36,7 +36,7 @@ _READ_SIZE = 64 * 1024
 
 @attrs.frozen
 class RuntimeResult:
-    """What the runtime reported for one invocation."""
+    """The outcome the runtime reported for one invocation."""
 
     payload: bytes
     #: None on success; otherwise the error type, such as `Runtime.ExitError`.

@@ -54,7 +54,7 @@ def _split_reference(image: str) -> tuple[str, str]:
 class DockerBackend:
     """A `ContainerBackend` for a Docker engine reached the usual way (DOCKER_HOST).
 
-    Short engine calls share one capacity limiter; each running container also holds
+    Short engine calls share one capacity limiter. Each running container also has
     one worker thread that streams its output and then collects its exit status.
     """
 

@@ -588,7 +588,7 @@ def create_lambda_blueprint(simulator: Simulator) -> Blueprint:
         return error_response(error)
 
     async def dispatch(path: str) -> Response:
-        # Read the whole body before any handler can answer early. Hypercorn 0.18
+        # Read the whole body before any handler can respond early. Hypercorn 0.18
         # stops serving a keep-alive connection whose request body arrives after
         # the response was sent (boto3 sends the body in its own packet).
         await request.get_data()
