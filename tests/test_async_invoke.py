@@ -186,3 +186,53 @@ def test_event_log_tail_ignored(lam) -> None:  # type: ignore[no-untyped-def]
 
     assert response["StatusCode"] == 202
     assert "LogResult" not in response
+
+
+def test_failure_record_through_sns(lam, endpoint: str) -> None:  # type: ignore[no-untyped-def]
+    sns = client("sns", endpoint)
+    sqs, url, queue_arn = _queue(endpoint)
+    topic = sns.create_topic(Name=unique_name("failures"))["TopicArn"]
+    sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=queue_arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    name = create_python_function(lam, SOURCE)
+    lam.put_function_event_invoke_config(
+        FunctionName=name,
+        MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": topic}},
+    )
+
+    lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"fail": true}')
+
+    record = json.loads(_receive_one(sqs, url)["Body"])
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["responsePayload"]["errorMessage"] == "failing on purpose"
+
+
+def test_success_record_to_function(lam, endpoint: str) -> None:  # type: ignore[no-untyped-def]
+    sqs, url, queue_arn = _queue(endpoint)
+    # The destination function forwards the record it receives to the queue.
+    forwarder = create_python_function(
+        lam,
+        "import json, boto3\n"
+        "def handler(event, context):\n"
+        f"    boto3.client('sqs').send_message(QueueUrl='{url}', MessageBody=json.dumps(event))\n",
+    )
+    name = create_python_function(lam, SOURCE)
+    lam.put_function_event_invoke_config(
+        FunctionName=name,
+        DestinationConfig={
+            "OnSuccess": {
+                "Destination": f"arn:aws:lambda:us-east-1:000000000000:function:{forwarder}"
+            }
+        },
+    )
+
+    lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"n": 3}')
+
+    record = json.loads(_receive_one(sqs, url)["Body"])
+    assert record["requestContext"]["condition"] == "Success"
+    assert record["responsePayload"] == {"ok": 3}
