@@ -19,9 +19,9 @@ import botocore
 import pytest
 import trio
 from botocore.exceptions import ClientError
+from conftest import client, create_python_function, unique_name
 
 import lambdasim
-from conftest import client, create_python_function, unique_name
 from lambdasim.testing import FakeBackend, make_zip
 
 pytestmark = pytest.mark.docker

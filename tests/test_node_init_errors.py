@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import EXECUTION_ROLE, make_zip, unique_name
 
 pytestmark = pytest.mark.docker

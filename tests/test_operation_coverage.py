@@ -69,7 +69,7 @@ def dummy_value(shape: botocore.model.Shape) -> Any:
     if shape.type_name == "blob":
         return b"{}"
     if shape.type_name == "timestamp":
-        return datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+        return datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
     if shape.type_name == "list":
         assert isinstance(shape, botocore.model.ListShape)
         return [dummy_value(shape.member)]
