@@ -36,10 +36,7 @@ import io
 import json
 import os
 import platform
-import queue
-import re
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -52,6 +49,7 @@ from typing import Any
 
 import boto3
 import botocore.config
+from support import BenchmarkError, Server, TimeLimitExceeded, cpu_model
 
 REGION = "us-east-1"
 ROLE_NAME = "lambdasim-benchmark-esm"
@@ -90,88 +88,8 @@ def handler(event, context):
 #: Targets for the SQS mapping.
 TARGET_SHARE_OF_BASELINE = 0.8
 TARGET_MESSAGES_PER_SECOND = 2000.0
-SERVER_READY_TIMEOUT = 60.0
-SERVER_STOP_TIMEOUT = 45.0
 #: Seconds between checks of the queue depth or the delivered count.
 CHECK_INTERVAL = 0.05
-
-
-class TimeLimitExceeded(BaseException):
-    """The run took longer than `--time-limit` seconds.
-
-    A BaseException, because botocore turns an Exception raised inside a request
-    into a retryable error.
-    """
-
-
-class BenchmarkError(Exception):
-    """A measurement failed; the message names the step."""
-
-
-class Server:
-    """A `lambdasim serve` subprocess on a free port of 127.0.0.1."""
-
-    _READY = re.compile(r"lambdasim ready on (http://127\.0\.0\.1:\d+)")
-
-    def __init__(self, work_dir: Path, log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        env = dict(os.environ)
-        env.update(
-            {
-                "LAMBDASIM_HOST": "127.0.0.1",
-                "LAMBDASIM_PORT": "0",
-                "LAMBDASIM_DATA_DIR": str(work_dir / "data"),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "lambdasim", "serve"],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            env=env,
-        )
-        self.url = ""
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-
-    def _read_stdout(self) -> None:
-        assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            self._lines.put(raw.decode(errors="replace"))
-        self._lines.put(None)
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + SERVER_READY_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                line = self._lines.get(timeout=1.0)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise BenchmarkError(
-                    f"lambdasim exited before it was ready; its log is {self.log_path}"
-                )
-            match = self._READY.search(line)
-            if match:
-                self.url = match.group(1)
-                return
-        raise BenchmarkError(f"lambdasim was not ready within {SERVER_READY_TIMEOUT:.0f} s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(SERVER_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                print(
-                    f"lambdasim (pid {self.process.pid}) did not exit within "
-                    f"{SERVER_STOP_TIMEOUT:.0f} s of SIGTERM; sending SIGKILL",
-                    file=sys.stderr,
-                )
-                self.process.kill()
-                self.process.wait(10)
-        self._log.close()
 
 
 def client(service: str, url: str) -> Any:
@@ -381,23 +299,10 @@ def measure_kinesis(
 
 
 def machine_facts() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            model = next(
-                (
-                    line.split(":", 1)[1].strip()
-                    for line in cpuinfo
-                    if line.startswith("model name")
-                ),
-                model,
-            )
-    except OSError:
-        pass
     return {
         "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
         "nproc": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
+        "cpu_model": cpu_model(),
         "python_version": platform.python_version(),
         "load_average_at_start": list(os.getloadavg()),
     }

@@ -31,18 +31,12 @@ import argparse
 import http.client
 import io
 import json
-import math
 import os
 import platform
-import queue
-import re
 import signal
 import socket
-import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 import zipfile
@@ -57,6 +51,16 @@ import botocore.exceptions
 import docker
 import docker.errors
 import docker.types
+from support import (
+    BenchmarkError,
+    Server,
+    TimeLimitExceeded,
+    cpu_model,
+    elapsed_ms,
+    os_name,
+    positive_int,
+    summarize,
+)
 
 IMAGE = "public.ecr.aws/lambda/python:3.12"
 RUNTIME = "python3.12"
@@ -84,77 +88,11 @@ BARE_LABEL = "io.lambdasim.benchmark"
 WARM_P50_TARGET_MS = 2.0
 COLD_TO_BARE_TARGET = 1.5
 
-#: Seconds the server may take to print its ready line.
-SERVER_READY_TIMEOUT = 60.0
-#: Seconds the server may take to exit after SIGTERM. Its own shutdown is bounded
-#: by a 16 s HTTP stop and a 20 s container sweep (lambdasim.server.serve.STOP_TIMEOUT
-#: and lambdasim.simulator._SHUTDOWN_SWEEP_TIMEOUT).
-SERVER_STOP_TIMEOUT = 45.0
 #: Seconds one HTTP request or Docker call may take.
 REQUEST_TIMEOUT = 30.0
 
 
-class TimeLimitExceeded(BaseException):
-    """The run took longer than `--time-limit` seconds.
-
-    A BaseException, like KeyboardInterrupt, because botocore turns any Exception
-    raised inside a request into a retryable HTTPClientError.
-    """
-
-
-class BenchmarkError(Exception):
-    """A measurement failed. The message names the step and the cause."""
-
-
-# Statistics -----------------------------------------------------------------------
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    """Return the nearest-rank percentile of `samples` (0 < fraction <= 1)."""
-    ordered = sorted(samples)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
-
-
-def summarize(samples_ms: list[float]) -> dict[str, Any]:
-    """Return count, p50 (median), p99 (nearest rank), mean, min and max, in ms."""
-    return {
-        "count": len(samples_ms),
-        "p50": statistics.median(samples_ms),
-        "p99": percentile(samples_ms, 0.99),
-        "mean": statistics.fmean(samples_ms),
-        "min": min(samples_ms),
-        "max": max(samples_ms),
-    }
-
-
-def elapsed_ms(start: float) -> float:
-    return (time.perf_counter() - start) * 1000.0
-
-
 # Machine facts --------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def os_name() -> str:
-    try:
-        with open("/etc/os-release", encoding="utf-8") as release:
-            for line in release:
-                if line.startswith("PRETTY_NAME="):
-                    return line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return platform.platform()
 
 
 def machine_facts(engine: docker.DockerClient) -> dict[str, Any]:
@@ -172,99 +110,6 @@ def machine_facts(engine: docker.DockerClient) -> dict[str, Any]:
         "docker_py_version": docker.__version__,
         "load_average_at_start": [load_1, load_5, load_15],
     }
-
-
-# The lambdasim server -------------------------------------------------------------
-
-
-class Server:
-    """A `lambdasim serve` subprocess on a free port of 127.0.0.1."""
-
-    _READY = re.compile(r"lambdasim ready on http://(127\.0\.0\.1):(\d+)")
-
-    def __init__(self, work_dir: Path, log_path: Path | None = None) -> None:
-        self.log_path = log_path or work_dir / "server.log"
-        self._log = open(self.log_path, "wb")
-        env = dict(os.environ)
-        env.update(
-            {
-                "LAMBDASIM_HOST": "127.0.0.1",
-                "LAMBDASIM_PORT": "0",
-                "LAMBDASIM_DATA_DIR": str(work_dir / "data"),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "lambdasim", "serve"],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            env=env,
-        )
-        self.port = 0
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        # A thread reads stdout so that waiting for the ready line can time out.
-        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
-        self._reader.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _read_stdout(self) -> None:
-        assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            self._lines.put(raw.decode(errors="replace"))
-        self._lines.put(None)
-
-    def wait_ready(self, timeout: float = SERVER_READY_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise BenchmarkError(
-                    f"lambdasim did not print its ready line within {timeout:.0f} s. "
-                    f"Log tail:\n{self.log_tail()}"
-                )
-            try:
-                line = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise BenchmarkError(
-                    f"lambdasim exited with status {self.process.wait()} before it was ready. "
-                    f"Log tail:\n{self.log_tail()}"
-                )
-            match = self._READY.search(line)
-            if match:
-                self.port = int(match.group(2))
-                return
-
-    def stop(self) -> int | None:
-        """Stop the server with SIGTERM and return its exit status.
-
-        Falls back to SIGKILL (of this pid only) when the server does not exit
-        within SERVER_STOP_TIMEOUT seconds, and prints a message to stderr then.
-        """
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(SERVER_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                print(
-                    f"lambdasim (pid {self.process.pid}) did not exit within "
-                    f"{SERVER_STOP_TIMEOUT:.0f} s of SIGTERM. Sending SIGKILL.",
-                    file=sys.stderr,
-                )
-                self.process.kill()
-                self.process.wait(10)
-        self._reader.join(5)
-        self._log.close()
-        return self.process.returncode
-
-    def log_tail(self, lines: int = 30) -> str:
-        self._log.flush()
-        text = self.log_path.read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
 
 
 # Bare Docker baseline -------------------------------------------------------------
@@ -569,13 +414,6 @@ def evaluate_targets(figures: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 # Main -----------------------------------------------------------------------------
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:

@@ -47,7 +47,6 @@ import re
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -68,9 +67,16 @@ import docker.errors
 import docker.types
 import h11
 import trio
-
-# The sibling benchmark's helpers: nearest-rank percentile and machine facts.
-from invoke_latency import cpu_model, os_name, percentile
+from support import (
+    BenchmarkError,
+    Server,
+    TimeLimitExceeded,
+    cpu_model,
+    elapsed_ms,
+    os_name,
+    positive_int,
+    summarize,
+)
 
 IMAGE = "public.ecr.aws/lambda/python:3.12"
 RUNTIME = "python3.12"
@@ -112,11 +118,6 @@ BURST_SLEEP = 0.2
 WARM_THROUGHPUT_TARGET = 1000.0
 WARM_P50_TARGET_MS = 2.0
 
-#: Seconds the server may take to print its ready line.
-SERVER_READY_TIMEOUT = 60.0
-#: Seconds the server may take to exit after SIGTERM. Its own shutdown is bounded
-#: by a 16 s HTTP stop and a 20 s container sweep.
-SERVER_STOP_TIMEOUT = 45.0
 #: Seconds one HTTP request or Docker call may take, outside the burst.
 REQUEST_TIMEOUT = 30.0
 #: Seconds one burst invoke may take before it counts as hung.
@@ -139,37 +140,7 @@ ROUND_TRIP_WARMUP = 20
 RUNTIME_API_NEXT = "/2018-06-01/runtime/invocation/next"
 
 
-class TimeLimitExceeded(BaseException):
-    """The run took longer than `--time-limit` seconds.
-
-    A BaseException, like KeyboardInterrupt, because botocore turns any Exception
-    raised inside a request into a retryable HTTPClientError.
-    """
-
-
-class BenchmarkError(Exception):
-    """A measurement failed. The message names the step and the cause."""
-
-
 # Statistics -----------------------------------------------------------------------
-
-
-def summarize(samples_ms: list[float]) -> dict[str, Any]:
-    """Return count, p50 (median), p99 (nearest rank), mean, min and max, in ms."""
-    if not samples_ms:
-        return {"count": 0}
-    return {
-        "count": len(samples_ms),
-        "p50": statistics.median(samples_ms),
-        "p99": percentile(samples_ms, 0.99),
-        "mean": statistics.fmean(samples_ms),
-        "min": min(samples_ms),
-        "max": max(samples_ms),
-    }
-
-
-def elapsed_ms(start: float) -> float:
-    return (time.perf_counter() - start) * 1000.0
 
 
 class CpuMeter:
@@ -252,107 +223,6 @@ def machine_facts(engine: docker.DockerClient) -> dict[str, Any]:
 # The lambdasim server -------------------------------------------------------------
 
 
-class Server:
-    """A `lambdasim serve` subprocess on a free port of 127.0.0.1, with extra settings."""
-
-    _READY = re.compile(r"lambdasim ready on http://(127\.0\.0\.1):(\d+)")
-
-    def __init__(self, work_dir: Path, label: str, settings: dict[str, str]) -> None:
-        self.label = label
-        self.log_path = work_dir / f"server-{label}.log"
-        self._log = open(self.log_path, "wb")
-        env = dict(os.environ)
-        env.update(settings)
-        env.update(
-            {
-                "LAMBDASIM_HOST": "127.0.0.1",
-                "LAMBDASIM_PORT": "0",
-                "LAMBDASIM_DATA_DIR": str(work_dir / f"data-{label}"),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "lambdasim", "serve"],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            env=env,
-        )
-        self.port = 0
-        self.stop_seconds: float | None = None
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        # A thread reads stdout so that waiting for the ready line can time out.
-        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
-        self._reader.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def _read_stdout(self) -> None:
-        assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            self._lines.put(raw.decode(errors="replace"))
-        self._lines.put(None)
-
-    def wait_ready(self, timeout: float = SERVER_READY_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise BenchmarkError(
-                    f"lambdasim ({self.label}) did not print its ready line within "
-                    f"{timeout:.0f} s. Log tail:\n{self.log_tail()}"
-                )
-            try:
-                line = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise BenchmarkError(
-                    f"lambdasim ({self.label}) exited with status {self.process.wait()} "
-                    f"before it was ready. Log tail:\n{self.log_tail()}"
-                )
-            match = self._READY.search(line)
-            if match:
-                self.port = int(match.group(2))
-                return
-
-    def stop(self) -> int | None:
-        """Stop the server with SIGTERM, time the exit and return its exit status.
-
-        Falls back to SIGKILL (of this pid only) when the server does not exit
-        within SERVER_STOP_TIMEOUT seconds, and prints a message to stderr then.
-        """
-        if self.process.poll() is None:
-            started = time.perf_counter()
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(SERVER_STOP_TIMEOUT)
-                self.stop_seconds = time.perf_counter() - started
-            except subprocess.TimeoutExpired:
-                print(
-                    f"lambdasim (pid {self.pid}) did not exit within "
-                    f"{SERVER_STOP_TIMEOUT:.0f} s of SIGTERM. Sending SIGKILL.",
-                    file=sys.stderr,
-                )
-                self.process.kill()
-                self.process.wait(10)
-        self._reader.join(5)
-        self._log.close()
-        return self.process.returncode
-
-    def log_text(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-
 def remove_leftover_containers(engine: docker.DockerClient, label: str) -> list[str]:
     """Remove the containers that carry `label` ("key=value") and return their names."""
     leftovers = engine.containers.list(all=True, filters={"label": label})
@@ -377,7 +247,7 @@ def running_server(
     After the stop, `report` gets the exit status, the stop time and the names of
     containers that the server left behind, which this function removes.
     """
-    server = Server(work_dir, label, settings)
+    server = Server(work_dir, label=label, environment=settings)
     try:
         server.wait_ready()
         yield server
@@ -1379,13 +1249,6 @@ def evaluate(result: dict[str, Any], clients: int) -> dict[str, Any]:
 
 
 # Main -----------------------------------------------------------------------------
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def positive_int_list(text: str) -> list[int]:
