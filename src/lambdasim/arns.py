@@ -8,6 +8,7 @@ followed by `:qualifier`.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import attrs
@@ -61,6 +62,7 @@ def validate_function_name(name: str) -> None:
         )
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_function_ref(
     value: str, *, region: str, account_id: str, qualifier: str | None = None
 ) -> FunctionRef:

@@ -80,6 +80,8 @@ class DeployedFunction:
     #: The merged layer folder mounted at /opt, and the layers' ARNs and sizes.
     opt_path: str | None = None
     layer_sizes: tuple[tuple[str, int], ...] = ()
+    #: The snapshot of `revision`; every change of what a snapshot holds bumps it.
+    _snapshot: FunctionSnapshot | None = attrs.field(default=None, init=False)
 
     @property
     def code_sha256(self) -> str:
@@ -103,6 +105,11 @@ class DeployedFunction:
 
     def snapshot(self) -> FunctionSnapshot:
         """Return the frozen view that execution environments run."""
+        if self._snapshot is None or self._snapshot.revision != self.revision:
+            self._snapshot = self._make_snapshot()
+        return self._snapshot
+
+    def _make_snapshot(self) -> FunctionSnapshot:
         function = self.function
         if function.package_type == "Image":
             config = function.image_config
