@@ -49,9 +49,8 @@ from typing import Any
 
 import boto3
 import botocore.config
-from support import BenchmarkError, Server, TimeLimitExceeded, cpu_model
+from support import REGION, BenchmarkError, Server, TimeLimitExceeded, cpu_model
 
-REGION = "us-east-1"
 ROLE_NAME = "lambdasim-benchmark-esm"
 TRUST_POLICY = json.dumps(
     {

@@ -52,6 +52,9 @@ import docker
 import docker.errors
 import docker.types
 from support import (
+    REGION,
+    TRUST_POLICY,
+    WARM_PAYLOAD,
     BenchmarkError,
     Server,
     TimeLimitExceeded,
@@ -66,21 +69,7 @@ IMAGE = "public.ecr.aws/lambda/python:3.12"
 RUNTIME = "python3.12"
 HANDLER = "lambda_function.handler"
 HANDLER_SOURCE = "def handler(e, c):\n    return e\n"
-REGION = "us-east-1"
 ROLE_NAME = "lambdasim-benchmark-exec"
-TRUST_POLICY = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-)
-WARM_PAYLOAD = b'{"n": 1}'
 #: Label on the baseline containers, so that leftovers can be found and removed.
 BARE_LABEL = "io.lambdasim.benchmark"
 

@@ -68,6 +68,9 @@ import docker.types
 import h11
 import trio
 from support import (
+    REGION,
+    TRUST_POLICY,
+    WARM_PAYLOAD,
     BenchmarkError,
     Server,
     TimeLimitExceeded,
@@ -92,21 +95,7 @@ HANDLER_SOURCE = (
     "        time.sleep(sleep)\n"
     "    return event\n"
 )
-REGION = "us-east-1"
 ROLE_NAME = "lambdasim-benchmark-pool"
-TRUST_POLICY = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-)
-WARM_PAYLOAD = b'{"n": 1}'
 #: Label lambdasim puts on its containers, with the server's process id as value.
 OWNER_PID_LABEL = "io.lambdasim.owner-pid"
 #: Label on the round-trip container, with the run id as value.

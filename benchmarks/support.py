@@ -7,6 +7,7 @@ so they import this module as `support`.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -22,6 +23,23 @@ from pathlib import Path
 from typing import Any
 
 #: Seconds the server may take to print its ready line.
+REGION = "us-east-1"
+#: The trust policy of the execution roles the benchmarks create.
+TRUST_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
+#: The payload of warm invokes, which the benchmark handlers return unchanged.
+WARM_PAYLOAD = b'{"n": 1}'
+
 SERVER_READY_TIMEOUT = 60.0
 #: Seconds the server may take to exit after SIGTERM. Its own shutdown is bounded
 #: by a 16 s HTTP stop and a 20 s container sweep (lambdasim.server.serve.STOP_TIMEOUT

@@ -23,6 +23,9 @@ import pytest
 
 from lambdasim.testing import make_zip
 
+#: Fixtures shared by the event source mapping tests.
+pytest_plugins = ["event_sources_support"]
+
 PYTHON_IMAGE = "public.ecr.aws/lambda/python:3.12"
 EXECUTION_ROLE = "arn:aws:iam::000000000000:role/lambda-exec"
 LAMBDA_TRUST_POLICY = (

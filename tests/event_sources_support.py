@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import pytest
 from conftest import LAMBDA_TRUST_POLICY, client
 
 T = TypeVar("T")
@@ -133,3 +134,15 @@ def wait_state(lam: Any, uuid: str, state: str, *, timeout: float = 30) -> dict[
         return configuration if configuration["State"] == state else None
 
     return wait_for(reached, timeout=timeout, what=f"mapping {uuid} to be {state}")
+
+
+@pytest.fixture(scope="module")
+def sqs(endpoint: str):  # type: ignore[no-untyped-def]
+    """An SQS client of the test server."""
+    return client("sqs", endpoint)
+
+
+@pytest.fixture(scope="module")
+def role(endpoint: str) -> str:
+    """The execution role that may read every event source."""
+    return ensure_esm_role(endpoint)

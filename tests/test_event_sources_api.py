@@ -10,21 +10,11 @@ import botocore.validate
 import pytest
 from botocore.exceptions import ClientError
 from conftest import LAMBDA_TRUST_POLICY, client, create_python_function, unique_name
-from event_sources_support import create_queue, ensure_esm_role, wait_for, wait_state
+from event_sources_support import create_queue, wait_for, wait_state
 
 pytestmark = pytest.mark.docker
 
 HANDLER = "def handler(event, context):\n    return None\n"
-
-
-@pytest.fixture(scope="module")
-def sqs(endpoint: str):  # type: ignore[no-untyped-def]
-    return client("sqs", endpoint)
-
-
-@pytest.fixture(scope="module")
-def role(endpoint: str) -> str:
-    return ensure_esm_role(endpoint)
 
 
 def _raw_json(endpoint: str, path: str) -> Any:

@@ -92,9 +92,10 @@ def _depth(name: str) -> int:
     return len(sqs_backends[ACCOUNT][REGION].get_queue(name)._messages)
 
 
-async def _wait_until(condition: Any, timeout: float = 10.0) -> None:
-    with trio.fail_after(timeout):
-        while not condition():
+async def _wait_until(condition: Any, seconds: float = 10.0) -> None:
+    with trio.fail_after(seconds):
+        # The conditions read pool state that offers no event to wait on.
+        while not condition():  # noqa: ASYNC110
             await trio.sleep(0.01)
 
 

@@ -8,12 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from conftest import client, create_python_function, unique_name
+from conftest import create_python_function, unique_name
 from event_sources_support import (
     CAPTURE_SOURCE,
     Capture,
     create_queue,
-    ensure_esm_role,
     queue_depth,
     receive_all,
     wait_for,
@@ -21,16 +20,6 @@ from event_sources_support import (
 )
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(scope="module")
-def sqs(endpoint: str):  # type: ignore[no-untyped-def]
-    return client("sqs", endpoint)
-
-
-@pytest.fixture(scope="module")
-def role(endpoint: str) -> str:
-    return ensure_esm_role(endpoint)
 
 
 def _capture_function(lam, sqs, role: str, result: Any = None, **kwargs: Any):  # type: ignore[no-untyped-def]
@@ -182,7 +171,7 @@ def test_report_batch_item_failures(lam, sqs, role: str) -> None:  # type: ignor
     with ThreadPoolExecutor(len(C32_CASES)) as pool:
         list(pool.map(lambda _: lam.invoke(FunctionName=name, Payload=b'{"warm": 1}'), C32_CASES))
     queues: dict[str, tuple[str, str, str]] = {}
-    for mode, (reports, _, _) in C32_CASES.items():
+    for mode, (_reports, _, _) in C32_CASES.items():
         dlq_url, dlq_arn = create_queue(sqs, unique_name(f"c32dlq-{mode}"))
         redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})
         url, arn = create_queue(
@@ -191,7 +180,7 @@ def test_report_batch_item_failures(lam, sqs, role: str) -> None:  # type: ignor
         for body in ("m1", "m2", "m3"):
             sqs.send_message(QueueUrl=url, MessageBody=body)
         queues[mode] = (url, arn, dlq_url)
-    for mode, (url, arn, _) in queues.items():
+    for mode, (_url, arn, _) in queues.items():
         reports = C32_CASES[mode][0]
         lam.create_event_source_mapping(
             EventSourceArn=arn,
@@ -209,7 +198,7 @@ def test_report_batch_item_failures(lam, sqs, role: str) -> None:  # type: ignor
     wait_for(settled, timeout=90, interval=0.5, what="every sub-case to settle")
     capture.poll()
 
-    for mode, (url, arn, dlq_url) in queues.items():
+    for mode, (_url, arn, dlq_url) in queues.items():
         _, twice, in_dlq = C32_CASES[mode]
         deliveries: dict[str, list[str]] = {}
         for record in capture.records:

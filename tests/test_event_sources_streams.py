@@ -15,18 +15,12 @@ from event_sources_support import (
     ESM_ROLE,
     Capture,
     create_queue,
-    ensure_esm_role,
     receive_all,
     wait_for,
     wait_state,
 )
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(scope="module")
-def sqs(endpoint: str):  # type: ignore[no-untyped-def]
-    return client("sqs", endpoint)
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +31,6 @@ def kinesis(endpoint: str):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def dynamodb(endpoint: str):  # type: ignore[no-untyped-def]
     return client("dynamodb", endpoint)
-
-
-@pytest.fixture(scope="module")
-def role(endpoint: str) -> str:
-    return ensure_esm_role(endpoint)
 
 
 def _capture_function(lam, sqs, role: str, source: str = CAPTURE_SOURCE, **kwargs: Any):  # type: ignore[no-untyped-def]

@@ -114,17 +114,24 @@ async def get_policy(simulator: Simulator, params: dict[str, str]) -> Response:
 # Asynchronous invocation ------------------------------------------------------------------
 
 
+async def _event_invoke_config_fields() -> dict[str, Any]:
+    """Return the settings a Put or Update of an event invoke configuration sends."""
+    body = await json_body()
+    return {
+        "maximum_retry_attempts": body.get("MaximumRetryAttempts"),
+        "maximum_event_age": body.get("MaximumEventAgeInSeconds"),
+        "destination_config": body.get("DestinationConfig"),
+    }
+
+
 async def put_function_event_invoke_config(
     simulator: Simulator, params: dict[str, str]
 ) -> Response:
-    body = await json_body()
     config = simulator.settings.put_event_invoke_config(
         simulator,
         params["FunctionName"],
         request.args.get("Qualifier"),
-        maximum_retry_attempts=body.get("MaximumRetryAttempts"),
-        maximum_event_age=body.get("MaximumEventAgeInSeconds"),
-        destination_config=body.get("DestinationConfig"),
+        **await _event_invoke_config_fields(),
     )
     return json_response(event_invoke_config_shape(config))
 
@@ -132,14 +139,11 @@ async def put_function_event_invoke_config(
 async def update_function_event_invoke_config(
     simulator: Simulator, params: dict[str, str]
 ) -> Response:
-    body = await json_body()
     config = simulator.settings.update_event_invoke_config(
         simulator,
         params["FunctionName"],
         request.args.get("Qualifier"),
-        maximum_retry_attempts=body.get("MaximumRetryAttempts"),
-        maximum_event_age=body.get("MaximumEventAgeInSeconds"),
-        destination_config=body.get("DestinationConfig"),
+        **await _event_invoke_config_fields(),
     )
     return json_response(event_invoke_config_shape(config))
 
