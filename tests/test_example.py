@@ -24,7 +24,7 @@ def handler(event, context):
 
 
 def _aws_cli_v2() -> str | None:
-    """Return the path of an aws cli v2, which knows `--cli-binary-format`."""
+    """Return the path of an aws cli v2, which supports `--cli-binary-format`."""
     candidates = (os.environ.get("LAMBDASIM_AWS_CLI"), shutil.which("aws"), "/usr/bin/aws")
     for candidate in candidates:
         if not candidate or not os.path.exists(candidate):

@@ -1,4 +1,4 @@
-"""What a function sees inside its container: variables and credentials."""
+"""The environment variables and credentials a function gets inside its container."""
 
 from __future__ import annotations
 

@@ -368,7 +368,7 @@ def test_late_body_keeps_connection(endpoint: str) -> None:
     host, port = endpoint.removeprefix("http://").split(":")
     body = b'{"AllowedPublishers": {"SigningProfileVersionArns": ["x"]}}'
     with socket.create_connection((host, int(port)), timeout=10) as connection:
-        # Headers first and the body later, as boto3 sends them: the server may answer
+        # Headers first and the body later, as boto3 sends them. The server may respond
         # before the body arrives, and the connection must still serve the next request.
         connection.sendall(
             b"POST /2020-04-22/code-signing-configs/ HTTP/1.1\r\nHost: x\r\n"

@@ -74,7 +74,8 @@ def _json_or_text(payload: bytes) -> Any:
 class AsyncInvoker:
     """The queue of asynchronous invocations of one simulator.
 
-    Start it with `nursery.start(invoker.run)`; `submit` then never blocks.
+    Start it with `nursery.start(invoker.run)`. `submit` does not block, because the
+    queue is an unbounded channel.
     """
 
     simulator: Simulator

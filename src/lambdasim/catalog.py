@@ -80,7 +80,7 @@ class DeployedFunction:
     #: The merged layer folder mounted at /opt, and the layers' ARNs and sizes.
     opt_path: str | None = None
     layer_sizes: tuple[tuple[str, int], ...] = ()
-    #: The snapshot of `revision`; every change of what a snapshot holds bumps it.
+    #: The snapshot of `revision`. Every change to a field the snapshot copies bumps the revision.
     _snapshot: FunctionSnapshot | None = attrs.field(default=None, init=False)
 
     @property
@@ -264,8 +264,10 @@ class Catalog:
             name, region=self.region, account_id=self.account_id, qualifier=qualifier
         )
         entry = self._entries.get(ref.name)
-        shown = ref.qualifier or missing_suffix
-        not_found = ResourceNotFoundException(f"Function not found: {self.arn(ref.name, shown)}")
+        named_qualifier = ref.qualifier or missing_suffix
+        not_found = ResourceNotFoundException(
+            f"Function not found: {self.arn(ref.name, named_qualifier)}"
+        )
         if entry is None:
             raise not_found
         if ref.qualifier in (None, LATEST):

@@ -48,7 +48,7 @@ class Credentials:
 
 
 class CredentialsSource(Protocol):
-    """Where execution environments get their credentials."""
+    """The source of execution environments' credentials."""
 
     async def for_function(self, function_name: str, role_arn: str) -> Credentials:
         """Return credentials of `role_arn` for a new environment of `function_name`."""

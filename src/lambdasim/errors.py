@@ -1,7 +1,7 @@
 """Errors that carry their AWS mapping.
 
 Every error a caller of the Lambda API can cause derives from `LambdaError`, which
-knows the AWS error type, the HTTP status and the key AWS uses for the message in
+carries the AWS error type, the HTTP status and the key AWS uses for the message in
 the JSON body. The server shell turns them into responses without knowing any of
 the cases. Function errors (a raising handler, a timeout) are not exceptions: they
 are results, see `lambdasim.invoke.InvocationResult`.

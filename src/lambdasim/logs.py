@@ -91,7 +91,8 @@ LogSink = Callable[[str, str, InvocationLog], None]
 class LogWriter:
     """Writes finished invocation logs to CloudWatch Logs in the embedded services.
 
-    `submit` never blocks; one task writes batches in a worker thread. Start it
+    `submit` does not block, because the channel is unbounded. One task writes batches
+    in a worker thread. Start it
     with `nursery.start(writer.run)`.
     """
 

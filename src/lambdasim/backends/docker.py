@@ -284,8 +284,8 @@ class DockerBackend:
                     continue
             return None
 
-        # cgroup counters live in kernel memory: reading one never waits for a disk,
-        # so it runs on the event loop instead of paying a thread hop per invocation.
+        # cgroup counters live in kernel memory, so a read does not wait for a disk.
+        # It runs on the event loop instead of paying a thread hop per invocation.
         await trio.lowlevel.checkpoint()
         return read()
 

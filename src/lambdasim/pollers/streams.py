@@ -27,9 +27,9 @@ restarted poller resumes after it. Records after it that parallel lanes had
 finished are processed again, which AWS's at-least-once delivery allows.
 
 With `TumblingWindowInSeconds`, each lane groups records into windows by their
-arrival time, passes the `state` the function returned with the next batch of the
-same window, and closes a window with an invocation whose
-`isFinalInvokeForWindow` is true and whose `Records` are empty.
+arrival time. The `state` the function returned goes with the next batch of the
+same window. A window closes with an invocation whose `isFinalInvokeForWindow`
+is true and whose `Records` are empty.
 """
 
 from __future__ import annotations

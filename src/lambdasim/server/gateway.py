@@ -9,9 +9,10 @@ parameter. `classify` reads that scope:
 - Scope service `lambda` goes to lambdasim's Lambda API.
 - Any other scope goes to moto, which picks the backend from the same scope.
 - A request without a SigV4 scope goes to the image registry if its path starts
-  with `/v2/` (docker sends Basic or Bearer authorization at most), to the Lambda
-  API if its path starts with a Lambda REST prefix such as `/2015-03-31/`, and
-  to moto otherwise (moto treats unsigned requests as S3).
+  with `/v2/`, because docker sends Basic or Bearer authorization at most.
+- An unsigned request whose path starts with a Lambda REST prefix such as
+  `/2015-03-31/` goes to the Lambda API.
+- Any other unsigned request goes to moto, which treats it as S3.
 
 Paths under `/_lambdasim/` belong to lambdasim whatever their signature.
 
