@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import trio
@@ -28,6 +29,10 @@ QUIET_SECONDS = 0.02
 MAX_DRAIN_SECONDS = 0.1
 #: `LogType=Tail` returns at most this many bytes from the end of the log.
 TAIL_BYTES = 4096
+#: Finished logs wait this long for others before they are written together.
+FLUSH_SECONDS = 0.05
+#: The maximum number of events in one PutLogEvents call, as on AWS.
+MAX_EVENTS_PER_PUT = 10_000
 
 
 @attrs.define(eq=False)
@@ -91,66 +96,87 @@ LogSink = Callable[[str, str, InvocationLog], None]
 class LogWriter:
     """Writes finished invocation logs to CloudWatch Logs in the embedded services.
 
-    `submit` does not block, because the channel is unbounded. One task writes batches
-    in a worker thread. Start it
-    with `nursery.start(writer.run)`.
+    `submit` does not block: it appends the log's events to its stream's pending
+    list. One task writes everything pending in a worker thread, `flush_seconds`
+    after the first pending log, with one PutLogEvents per stream. Under load that turns many
+    invocations into one thread hop and one call per stream, which matters because
+    moto's PutLogEvents has a high fixed cost per call. Start the task with
+    `nursery.start(writer.run)`.
     """
 
     services: EmbeddedServices
-    _send: trio.MemorySendChannel[tuple[str, str, InvocationLog]] = attrs.field(init=False)
-    _receive: trio.MemoryReceiveChannel[tuple[str, str, InvocationLog]] = attrs.field(init=False)
+    flush_seconds: float = FLUSH_SECONDS
+    _pending: dict[tuple[str, str], list[tuple[int, str]]] = attrs.field(factory=dict, init=False)
+    _wake: trio.Event = attrs.field(factory=trio.Event, init=False)
     _streams: set[tuple[str, str]] = attrs.field(factory=set, init=False)
 
-    def __attrs_post_init__(self) -> None:
-        self._send, self._receive = trio.open_memory_channel(math.inf)
-
     def submit(self, group: str, stream: str, log: InvocationLog) -> None:
-        self._send.send_nowait((group, stream, log))
+        events = self._pending.get((group, stream))
+        if events is None:
+            self._pending[(group, stream)] = list(log.events)
+        else:
+            events.extend(log.events)
+        self._wake.set()
 
     async def run(
         self, *, task_status: trio.TaskStatus[LogWriter] = trio.TASK_STATUS_IGNORED
     ) -> None:
         task_status.started(self)
-        async for first in self._receive:
-            batch = [first]
-            while True:
-                try:
-                    batch.append(self._receive.receive_nowait())
-                except trio.WouldBlock:
-                    break
+        while True:
+            await self._wake.wait()
+            await trio.sleep(self.flush_seconds)
+            self._wake = trio.Event()
+            batch, self._pending = self._pending, {}
             try:
                 await self.services.run_sync(self._write, batch)
             except Exception:
                 logger.exception(
-                    "could not write %d invocation logs to CloudWatch Logs", len(batch)
+                    "could not write the logs of %d streams to CloudWatch Logs", len(batch)
                 )
 
-    def _write(self, batch: list[tuple[str, str, InvocationLog]]) -> None:
-        from moto.logs.exceptions import ResourceAlreadyExistsException
+    def _write(self, batch: dict[tuple[str, str], list[tuple[int, str]]]) -> None:
         from moto.logs.models import logs_backends
 
         backend = logs_backends[self.services.account_id][self.services.region]
-        for group, stream, log in batch:
-            if (group, stream) not in self._streams:
-                if group not in backend.groups:
-                    try:
-                        backend.create_log_group(group, {})
-                    except ResourceAlreadyExistsException:
-                        pass
+        for (group, stream), events in batch.items():
+            # PutLogEvents rejects a batch whose timestamps go back, and the wall clock
+            # may go back. The sort is stable, so lines of one instant keep their order.
+            events.sort(key=_timestamp)
+            try:
+                for first in range(0, len(events), MAX_EVENTS_PER_PUT):
+                    self._put(backend, group, stream, events[first : first + MAX_EVENTS_PER_PUT])
+            except Exception:
+                logger.exception(
+                    "could not write %d log events to %s stream %s", len(events), group, stream
+                )
+
+    def _put(self, backend: Any, group: str, stream: str, events: list[tuple[int, str]]) -> None:
+        from moto.logs.exceptions import ResourceAlreadyExistsException
+
+        if (group, stream) not in self._streams:
+            if group not in backend.groups:
                 try:
-                    backend.create_log_stream(group, stream)
+                    backend.create_log_group(group, {})
                 except ResourceAlreadyExistsException:
                     pass
-                self._streams.add((group, stream))
-            events = [{"timestamp": ts, "message": message} for ts, message in log.events]
             try:
-                backend.put_log_events(group, stream, events)
-            except Exception:
-                # The group or stream was deleted through the API: create it again.
-                self._streams.discard((group, stream))
-                if group not in backend.groups:
-                    backend.create_log_group(group, {})
-                if stream not in backend.groups[group].streams:
-                    backend.create_log_stream(group, stream)
-                backend.put_log_events(group, stream, events)
-                self._streams.add((group, stream))
+                backend.create_log_stream(group, stream)
+            except ResourceAlreadyExistsException:
+                pass
+            self._streams.add((group, stream))
+        documents = [{"timestamp": timestamp, "message": message} for timestamp, message in events]
+        try:
+            backend.put_log_events(group, stream, documents)
+        except Exception:
+            # The group or stream was deleted through the API: create it again.
+            self._streams.discard((group, stream))
+            if group not in backend.groups:
+                backend.create_log_group(group, {})
+            if stream not in backend.groups[group].streams:
+                backend.create_log_stream(group, stream)
+            backend.put_log_events(group, stream, documents)
+            self._streams.add((group, stream))
+
+
+def _timestamp(event: tuple[int, str]) -> int:
+    return event[0]
