@@ -72,6 +72,26 @@ def test_no_tail_unless_asked(lam) -> None:  # type: ignore[no-untyped-def]
     assert "x-amz-log-result" not in plain["ResponseMetadata"]["HTTPHeaders"]
 
 
+def _stream_messages(logs, group: str, reports: int) -> tuple[str, list[str]]:  # type: ignore[no-untyped-def]
+    """Poll the group's first stream until it has `reports` REPORT lines."""
+    stream, messages = "", []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        streams = []
+        if logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+            streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+        if streams:
+            stream = streams[0]["logStreamName"]
+            events = logs.get_log_events(
+                logGroupName=group, logStreamName=stream, startFromHead=True
+            )["events"]
+            messages = [event["message"] for event in events]
+            if sum(m.startswith("REPORT ") for m in messages) >= reports:
+                break
+        time.sleep(0.2)
+    return stream, messages
+
+
 def test_cloudwatch_logs_in_order(lam, endpoint: str) -> None:  # type: ignore[no-untyped-def]
     logs = client("logs", endpoint)
     name = create_python_function(lam, LOG_SOURCE)
@@ -79,27 +99,33 @@ def test_cloudwatch_logs_in_order(lam, endpoint: str) -> None:  # type: ignore[n
     request_id = response["ResponseMetadata"]["RequestId"]
     group = f"/aws/lambda/{name}"
 
-    messages: list[str] = []
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        streams = []
-        if logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
-            streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
-        if streams:
-            events = logs.get_log_events(
-                logGroupName=group, logStreamName=streams[0]["logStreamName"], startFromHead=True
-            )["events"]
-            messages = [event["message"] for event in events]
-            if any(m.startswith("REPORT ") for m in messages):
-                break
-        time.sleep(0.2)
+    stream, messages = _stream_messages(logs, group, 1)
 
-    assert re.fullmatch(r"\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}", streams[0]["logStreamName"])
+    assert re.fullmatch(r"\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}", stream)
     assert messages[0] == f"START RequestId: {request_id} Version: $LATEST"
     assert messages[1] == "marker-123"
     assert messages[2:32] == [f"line-{index}" for index in range(30)]
     assert messages[32] == f"END RequestId: {request_id}"
     assert messages[33].startswith(f"REPORT RequestId: {request_id}\t")
+
+
+def test_back_to_back_reports_memory(lam, endpoint: str) -> None:  # type: ignore[no-untyped-def]
+    logs = client("logs", endpoint)
+    name = create_python_function(lam, LOG_SOURCE)
+    request_ids = []
+    # Each invoke usually starts within 20 ms of the previous response, so every log
+    # but the last is closed by the next invocation instead of by quiet output.
+    for _ in range(5):
+        response = lam.invoke(FunctionName=name, Payload=b"{}")
+        request_ids.append(response["ResponseMetadata"]["RequestId"])
+
+    _, messages = _stream_messages(logs, f"/aws/lambda/{name}", 5)
+
+    reports = [m for m in messages if m.startswith("REPORT ")]
+    assert [r.split("\t")[0] for r in reports] == [f"REPORT RequestId: {i}" for i in request_ids]
+    for report in reports:
+        used = int(re.search(r"Max Memory Used: (\d+) MB", report).group(1))
+        assert 1 <= used <= 128, report
 
 
 def test_timeout_logged(lam) -> None:  # type: ignore[no-untyped-def]

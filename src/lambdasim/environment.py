@@ -46,6 +46,9 @@ INIT_TIMEOUT = 10.0
 REMOVE_TIMEOUT = 15.0
 
 _EXIT_INVALID_ENTRYPOINT = (126, 127)
+#: Seconds for which a read of the container's memory peak is reused. The cgroup's
+#: peak never decreases, so a reused read is at most this old and never too high.
+MEMORY_PEAK_MAX_AGE = 0.1
 
 
 @attrs.frozen
@@ -138,6 +141,8 @@ class ExecutionEnvironment:
     _partial: dict[str, str] = attrs.field(factory=dict, init=False)
     _idle_deadline: float = attrs.field(default=math.inf, init=False)
     _idle_timer: trio.CancelScope | None = attrs.field(default=None, init=False)
+    _memory_peak_mb: int | None = attrs.field(default=None, init=False)
+    _memory_peak_read_at: float = attrs.field(default=-math.inf, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.log_stream_name = _log_stream_name(self.snapshot.version)
@@ -372,6 +377,10 @@ class ExecutionEnvironment:
         attached to `invocation.log`; it is complete once `invocation.log.done` is set.
         """
         timeout = self.snapshot.timeout
+        if self._log is not None and not self._log.closed:
+            # The previous invocation's output has not been quiet long enough, so its
+            # log closes now.
+            self._log.max_memory_used_mb = await self._read_memory_peak()
         self._close_log()
         log = InvocationLog(invocation.request_id, self.snapshot.version, self.snapshot.memory_size)
         if self.invocations == 0:
@@ -427,12 +436,20 @@ class ExecutionEnvironment:
                 if trio.current_time() >= min(quiet_at, deadline):
                     break
                 await trio.sleep_until(min(quiet_at, deadline))
-            if self.container is not None and not log.closed:
-                peak = await self.backend.memory_peak_bytes(self.container)
-                if peak is not None:
-                    log.max_memory_used_mb = math.ceil(peak / (1024 * 1024))
+            if not log.closed:
+                log.max_memory_used_mb = await self._read_memory_peak()
         finally:
             self._finish(log)
+
+    async def _read_memory_peak(self) -> int | None:
+        """Read the container's memory peak in MiB, or reuse a read younger than the max age."""
+        now = trio.current_time()
+        if self.container is not None and now - self._memory_peak_read_at >= MEMORY_PEAK_MAX_AGE:
+            self._memory_peak_read_at = now
+            peak = await self.backend.memory_peak_bytes(self.container)
+            if peak is not None:
+                self._memory_peak_mb = math.ceil(peak / (1024 * 1024))
+        return self._memory_peak_mb
 
     def _close_log(self) -> None:
         if self._log is not None:
