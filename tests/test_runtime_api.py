@@ -98,43 +98,54 @@ async def dispatch(api: RuntimeAPI, item: Invocation, results: list[RuntimeResul
     results.append(await api.dispatch(item))
 
 
-async def test_next_and_response(api: RuntimeAPI) -> None:
+Response = tuple[int, dict[bytes, bytes], bytes]
+
+
+async def run_invocation(
+    api: RuntimeAPI, *reply: bytes, item: Invocation | None = None
+) -> tuple[Response, Response, list[RuntimeResult]]:
+    """Dispatch `item`, take it with `/next` and send `reply` in pieces.
+
+    Returns the event's response, the response to the reply and the dispatch result.
+    """
     client = await connect(api)
     results: list[RuntimeResult] = []
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(dispatch, api, invocation(), results)
+        nursery.start_soon(dispatch, api, item or invocation(), results)
         await client.send(NEXT)
-        status, headers, body = await client.response()
-        await client.send(post("req-1", "response", b'{"ok": true}'))
+        event = await client.response()
+        for piece in reply:
+            await client.send(piece)
         answer = await client.response()
+    return event, answer, results
 
+
+async def test_next_and_response(api: RuntimeAPI) -> None:
+    event, answer, results = await run_invocation(api, post("req-1", "response", b'{"ok": true}'))
+
+    status, headers, body = event
     assert status == 200
     assert body == b'{"n": 1}'
     assert headers[b"lambda-runtime-aws-request-id"] == b"req-1"
     assert headers[b"lambda-runtime-deadline-ms"] == b"1700000000000"
     assert headers[b"lambda-runtime-invoked-function-arn"] == ARN.encode()
     assert headers[b"content-type"] == b"application/json"
-    assert answer == (202, answer[1], b'{"status":"OK"}')
+    assert answer[0] == 202
+    assert answer[2] == b'{"status":"OK"}'
     assert results == [RuntimeResult(b'{"ok": true}')]
     assert api.ready
 
 
 async def test_chunked_response_body(api: RuntimeAPI) -> None:
-    client = await connect(api)
-    results: list[RuntimeResult] = []
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(dispatch, api, invocation(), results)
-        await client.send(NEXT)
-        await client.response()
-        await client.send(
-            b"POST /2018-06-01/runtime/invocation/req-1/response HTTP/1.1\r\n"
-            b"Host: runtime\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"5\r\n[1, 2\r\n"
-        )
-        await client.send(b"3\r\n, 3\r\n1\r\n]\r\n0\r\n\r\n")
-        status, _, _ = await client.response()
+    _, answer, results = await run_invocation(
+        api,
+        b"POST /2018-06-01/runtime/invocation/req-1/response HTTP/1.1\r\n"
+        b"Host: runtime\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\n[1, 2\r\n",
+        b"3\r\n, 3\r\n1\r\n]\r\n0\r\n\r\n",
+    )
 
-    assert status == 202
+    assert answer[0] == 202
     assert results == [RuntimeResult(b"[1, 2, 3]")]
 
 
@@ -159,18 +170,10 @@ async def test_expect_continue_answered(api: RuntimeAPI) -> None:
 
 
 async def test_error_with_type_header(api: RuntimeAPI) -> None:
-    client = await connect(api)
-    results: list[RuntimeResult] = []
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(dispatch, api, invocation(), results)
-        await client.send(NEXT)
-        await client.response()
-        await client.send(
-            post("req-1", "error", b"not json", b"Lambda-Runtime-Function-Error-Type: Custom.Kind")
-        )
-        status, _, _ = await client.response()
+    error_type = b"Lambda-Runtime-Function-Error-Type: Custom.Kind"
+    _, answer, results = await run_invocation(api, post("req-1", "error", b"not json", error_type))
 
-    assert status == 202
+    assert answer[0] == 202
     assert results == [RuntimeResult(b"not json", "Custom.Kind")]
 
 
@@ -273,15 +276,10 @@ async def test_unending_head_rejected(api: RuntimeAPI) -> None:
 
 
 async def test_oversized_response_reported(api: RuntimeAPI) -> None:
-    client = await connect(api)
-    results: list[RuntimeResult] = []
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(dispatch, api, invocation(), results)
-        await client.send(NEXT)
-        await client.response()
-        await client.send(post("req-1", "response", b"x" * (MAX_RESPONSE_BYTES + 1)))
-        status, _, body = await client.response()
+    oversized = b"x" * (MAX_RESPONSE_BYTES + 1)
+    _, answer, results = await run_invocation(api, post("req-1", "response", oversized))
 
+    status, _, body = answer
     assert status == 413
     assert json.loads(body)["errorType"] == "Function.ResponseSizeTooLarge"
     assert results[0].error_type == "Function.ResponseSizeTooLarge"
@@ -289,15 +287,12 @@ async def test_oversized_response_reported(api: RuntimeAPI) -> None:
 
 
 async def test_client_context_stays_one_header(api: RuntimeAPI) -> None:
-    client = await connect(api)
     context = '{"custom":\r\n{"a": 1}}'
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(dispatch, api, invocation(client_context=context), [])
-        await client.send(NEXT)
-        status, headers, _ = await client.response()
-        await client.send(post("req-1", "response", b"{}"))
-        await client.response()
+    event, _, _ = await run_invocation(
+        api, post("req-1", "response", b"{}"), item=invocation(client_context=context)
+    )
 
+    status, headers, _ = event
     assert status == 200
     received = headers[b"lambda-runtime-client-context"]
     assert json.loads(received) == {"custom": {"a": 1}}
