@@ -12,9 +12,9 @@ flight completes with `Runtime.ExitError`.
 Requests are parsed with httptools (the llhttp parser), and responses are written
 as bytes. Each invocation makes two requests here. Parsing one and writing its
 response took about 45 µs with h11 and about 1 µs with httptools in a loop on the
-2-vCPU VM that benchmarks/README.md describes. The
-Python client keeps one connection alive across invocations while the Node client
-opens one per request. Both work here.
+2-vCPU VM that benchmarks/README.md describes. The Python client keeps one
+connection alive across invocations while the Node client opens one per request.
+Both work here.
 """
 
 from __future__ import annotations
