@@ -11,6 +11,7 @@ import hypercorn.config
 import hypercorn.trio
 import trio
 
+from lambdasim.server import hypercorn_patches
 from lambdasim.server.gateway import ASGIApp
 
 logger = logging.getLogger("lambdasim.server")
@@ -88,6 +89,7 @@ async def serve_http(
 
     If the socket cannot be bound, raises OSError naming the address.
     """
+    hypercorn_patches.install()
     config = _hypercorn_config(host, port)
     stop_requested = trio.Event()
     hypercorn_done = trio.Event()
