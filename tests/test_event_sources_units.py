@@ -5,13 +5,20 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import math
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import trio
 
-from lambdasim.errors import InvalidParameterValueException, ValidationException
+from lambdasim.errors import (
+    InvalidParameterValueException,
+    TooManyRequestsException,
+    ValidationException,
+)
 from lambdasim.pollers.filters import FilterCriteria, pattern_matches
-from lambdasim.pollers.poller import failed_item_ids
+from lambdasim.pollers.poller import Poller, failed_item_ids
 from lambdasim.pollers.settings import EventSource, MappingSettings, SourceKind
 from lambdasim.pollers.sqs import filter_view
 from lambdasim.pollers.streams import ShardCheckpoint
@@ -467,3 +474,56 @@ def test_kinesis_positions(moto_patched: None) -> None:
     assert [r.sequence for r in records] == [3, 4]
     assert closed is False
     assert reader.read(shard.shard_id, 4, 10, "role") == ([], False)
+
+
+# Invoke retries -----------------------------------------------------------------------
+
+
+class ThrottledSimulator:
+    """Throttles every invoke until trio time `lifted_at`, then returns "result"."""
+
+    def __init__(self, lifted_at: float) -> None:
+        self.lifted_at = lifted_at
+        self.tries: list[float] = []
+
+    async def invoke(self, function_arn: str, payload: bytes) -> str:
+        await trio.lowlevel.checkpoint()
+        self.tries.append(trio.current_time())
+        if trio.current_time() < self.lifted_at:
+            raise TooManyRequestsException(
+                "Rate Exceeded.", Reason="ReservedFunctionConcurrentInvocationLimitExceeded"
+            )
+        return "result"
+
+
+def _poller(simulator: ThrottledSimulator) -> Poller:
+    mapping = SimpleNamespace(
+        uuid="mapping-1",
+        function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fn",
+        last_processing_result=None,
+    )
+    return Poller(mapping, simulator)  # type: ignore[arg-type]
+
+
+async def test_throttle_lifted_before_give_up(autojump_clock: Any) -> None:
+    start = trio.current_time()
+    simulator = ThrottledSimulator(lifted_at=start + 9.5)
+
+    result = await _poller(simulator).invoke(b"{}", give_up_at=start + 10.0)
+
+    # Pauses of 0.1, 0.2, 0.4, 0.8, 1.6 and then 2 s reach 9.1 s. The last pause is
+    # cut to end at the give-up time, where the lifted limit lets the try through.
+    assert result == "result"
+    assert trio.current_time() - start == pytest.approx(10.0)
+    assert len(simulator.tries) == 10
+
+
+async def test_throttle_gives_up_at_deadline(autojump_clock: Any) -> None:
+    start = trio.current_time()
+    simulator = ThrottledSimulator(lifted_at=math.inf)
+
+    result = await _poller(simulator).invoke(b"{}", give_up_at=start + 10.0)
+
+    assert result is None
+    assert simulator.tries[-1] - start == pytest.approx(10.0)
+    assert trio.current_time() - start == pytest.approx(10.0)

@@ -104,9 +104,9 @@ class Poller:
 
         Throttles and failures to start the invocation (the function missing or
         not ready, the container engine failing) are retried after a pause that
-        grows to `MAX_INVOKE_RETRY_DELAY`. Past trio time `give_up_at` the
-        retries stop and None is returned. Function errors are results and are
-        not retried here.
+        grows to `MAX_INVOKE_RETRY_DELAY`. The last try is made at trio time
+        `give_up_at`, and if it fails too, None is returned. Function errors are
+        results and are not retried here.
         """
         delay = INVOKE_RETRY_DELAY
         while True:
@@ -125,9 +125,12 @@ class Poller:
                     exc,
                 )
                 self.mapping.last_processing_result = f"PROBLEM: {exc.message}"
-            if trio.current_time() + delay > give_up_at:
+            now = trio.current_time()
+            if now >= give_up_at:
                 return None
-            await trio.sleep(delay)
+            # The last pause ends at `give_up_at`, so that a limit lifted just
+            # before then still gets one more try.
+            await trio.sleep(min(delay, give_up_at - now))
             delay = min(delay * 2, MAX_INVOKE_RETRY_DELAY)
 
 
