@@ -5,6 +5,8 @@ moto runs in this process, so the queues are created and read through its backen
 
 from __future__ import annotations
 
+import base64
+import datetime
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -34,13 +36,21 @@ TRUST = json.dumps(
         ],
     }
 )
-READ_QUEUES = json.dumps(
+READ_SOURCES = json.dumps(
     {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Effect": "Allow",
-                "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                "Action": [
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "kinesis:GetRecords",
+                    "kinesis:GetShardIterator",
+                    "kinesis:DescribeStream",
+                    "kinesis:ListShards",
+                ],
                 "Resource": "*",
             }
         ],
@@ -49,7 +59,7 @@ READ_QUEUES = json.dumps(
 
 
 class Recorder:
-    """The fake function: records each event's message bodies and can be paused."""
+    """The fake function: records each event's message bodies or Kinesis data."""
 
     def __init__(self) -> None:
         self.bodies: list[str] = []
@@ -57,7 +67,11 @@ class Recorder:
 
     async def handler(self, event: Any) -> Any:
         self.invocations += 1
-        self.bodies.extend(record["body"] for record in event["Records"])
+        for record in event["Records"]:
+            if "kinesis" in record:
+                self.bodies.append(base64.b64decode(record["kinesis"]["data"]).decode())
+            else:
+                self.bodies.append(record["body"])
         return None
 
 
@@ -69,7 +83,7 @@ def _role_arn(services: EmbeddedServices) -> str:
     if existing is not None:
         return str(existing.arn)
     role = iam.create_role(ROLE_NAME, TRUST, "/", None, "", [], None)
-    iam.put_role_policy(ROLE_NAME, "read-queues", READ_QUEUES)
+    iam.put_role_policy(ROLE_NAME, "read-sources", READ_SOURCES)
     return str(role.arn)
 
 
@@ -90,6 +104,30 @@ def _depth(name: str) -> int:
     from moto.sqs.models import sqs_backends
 
     return len(sqs_backends[ACCOUNT][REGION].get_queue(name)._messages)
+
+
+def _receive(name: str) -> list[str]:
+    from moto.sqs.models import sqs_backends
+
+    messages = sqs_backends[ACCOUNT][REGION].receive_message(name, 10, 0, 30)
+    return [message.body for message in messages]
+
+
+def _stream(name: str) -> str:
+    from moto.kinesis.models import kinesis_backends
+
+    return str(kinesis_backends[ACCOUNT][REGION].create_stream(name, shard_count=1).arn)
+
+
+def _put_record(stream_arn: str, data: bytes, age_seconds: float = 0.0) -> tuple[str, str]:
+    """Put a record that arrived `age_seconds` ago. Returns its shard id and sequence number."""
+    from moto.kinesis.models import kinesis_backends
+
+    backend = kinesis_backends[ACCOUNT][REGION]
+    sequence, shard_id = backend.put_record(stream_arn, "", "key", "", data)
+    record = backend.describe_stream(stream_arn, "").shards[shard_id].records[int(sequence)]
+    record.created_at -= datetime.timedelta(seconds=age_seconds)
+    return shard_id, sequence
 
 
 async def _wait_until(condition: Any, seconds: float = 10.0) -> None:
@@ -179,3 +217,36 @@ async def test_update_applies_to_running_poller(
     assert mapping.state == "Enabled"
     assert recorder.invocations <= 2
     assert sorted(recorder.bodies) == sorted(f"n{i}" for i in range(10))
+
+
+async def test_record_age_limit_skips_old(simulator: tuple[lambdasim.Simulator, Recorder]) -> None:
+    sim, recorder = simulator
+    stream_arn = await sim.services.run_sync(_stream, f"ages-{uuid.uuid4().hex[:8]}")
+    failures = f"failures-{uuid.uuid4().hex[:8]}"
+    failures_arn = await sim.services.run_sync(_queue, failures)
+    # The smallest MaximumRecordAgeInSeconds is 60, so the record is put 120 s in the past.
+    shard_id, old_sequence = await sim.services.run_sync(_put_record, stream_arn, b"old", 120.0)
+
+    await _create(
+        sim,
+        stream_arn,
+        StartingPosition="TRIM_HORIZON",
+        MaximumRecordAgeInSeconds=60,
+        DestinationConfig={"OnFailure": {"Destination": failures_arn}},
+    )
+    await _wait_until(lambda: _depth(failures) == 1)
+    await sim.services.run_sync(_put_record, stream_arn, b"new")
+    await _wait_until(lambda: recorder.bodies == ["new"])
+    messages = _receive(failures)
+
+    assert recorder.bodies == ["new"]
+    assert len(messages) == 1
+    document = json.loads(messages[0])
+    assert document["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert document["requestContext"]["approximateInvokeCount"] == 0
+    info = document["KinesisBatchInfo"]
+    assert info["shardId"] == shard_id
+    assert info["startSequenceNumber"] == old_sequence
+    assert info["endSequenceNumber"] == old_sequence
+    assert info["batchSize"] == 1
+    assert info["streamArn"] == stream_arn

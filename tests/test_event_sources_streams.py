@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from typing import Any
 
 import pytest
@@ -26,6 +27,11 @@ pytestmark = pytest.mark.docker
 @pytest.fixture(scope="module")
 def kinesis(endpoint: str):  # type: ignore[no-untyped-def]
     return client("kinesis", endpoint)
+
+
+@pytest.fixture(scope="module")
+def sns(endpoint: str):  # type: ignore[no-untyped-def]
+    return client("sns", endpoint)
 
 
 @pytest.fixture(scope="module")
@@ -424,3 +430,136 @@ def test_kinesis_tumbling_window_state(lam, sqs, kinesis, role: str) -> None:  #
     start = first["window"]["start"]
     assert first["given"] == {}
     assert first["window"]["end"] > start
+
+
+#: Handler that copies its request id and the data of its records to $CAPTURE_URL, then fails.
+FAILING_SOURCE = """\
+import base64, json, os, boto3
+sqs = boto3.client("sqs")
+def handler(event, context):
+    data = [base64.b64decode(r["kinesis"]["data"]).decode() for r in event["Records"]]
+    body = {"requestId": context.aws_request_id, "data": data}
+    sqs.send_message(QueueUrl=os.environ["CAPTURE_URL"], MessageBody=json.dumps(body))
+    raise ValueError("this function always fails")
+"""
+
+ISO_MILLIS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+
+
+def test_kinesis_on_failure_to_sns(lam, sqs, sns, kinesis, role: str) -> None:  # type: ignore[no-untyped-def]
+    name, capture = _capture_function(lam, sqs, role, FAILING_SOURCE)
+    function_arn = lam.get_function_configuration(FunctionName=name)["FunctionArn"]
+    topic_arn = sns.create_topic(Name=unique_name("on-failure"))["TopicArn"]
+    subscriber_url, subscriber_arn = create_queue(sqs, unique_name("subscriber"))
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=subscriber_arn)
+    stream_arn = _stream(kinesis)
+    puts = [
+        kinesis.put_record(StreamARN=stream_arn, Data=data, PartitionKey="one-key")
+        for data in (b"a", b"b", b"c")
+    ]
+
+    lam.create_event_source_mapping(
+        EventSourceArn=stream_arn,
+        FunctionName=name,
+        StartingPosition="TRIM_HORIZON",
+        MaximumRetryAttempts=1,
+        DestinationConfig={"OnFailure": {"Destination": topic_arn}},
+    )
+    messages = wait_for(
+        lambda: receive_all(sqs, subscriber_url), timeout=60, what="a failure record"
+    )
+    capture.poll()
+
+    assert len(messages) == 1
+    notification = json.loads(messages[0]["Body"])
+    assert notification["Type"] == "Notification"
+    assert notification["TopicArn"] == topic_arn
+    # The first invocation and one retry, each with the whole batch.
+    assert [event["data"] for event in capture.events] == [["a", "b", "c"], ["a", "b", "c"]]
+    document = json.loads(notification["Message"])
+    assert sorted(document) == sorted(
+        ["requestContext", "responseContext", "version", "timestamp", "KinesisBatchInfo"]
+    )
+    assert document["requestContext"] == {
+        "requestId": capture.events[-1]["requestId"],
+        "functionArn": function_arn,
+        "condition": "RetryAttemptsExhausted",
+        "approximateInvokeCount": 2,
+    }
+    assert document["responseContext"] == {
+        "statusCode": 200,
+        "executedVersion": "$LATEST",
+        "functionError": "Unhandled",
+    }
+    assert document["version"] == "1.0"
+    assert re.fullmatch(ISO_MILLIS, document["timestamp"])
+    info = document["KinesisBatchInfo"]
+    assert sorted(info) == sorted(
+        [
+            "shardId",
+            "startSequenceNumber",
+            "endSequenceNumber",
+            "approximateArrivalOfFirstRecord",
+            "approximateArrivalOfLastRecord",
+            "batchSize",
+            "streamArn",
+        ]
+    )
+    assert info["shardId"] == puts[0]["ShardId"]
+    assert info["startSequenceNumber"] == puts[0]["SequenceNumber"]
+    assert info["endSequenceNumber"] == puts[-1]["SequenceNumber"]
+    assert re.fullmatch(ISO_MILLIS, info["approximateArrivalOfFirstRecord"])
+    assert re.fullmatch(ISO_MILLIS, info["approximateArrivalOfLastRecord"])
+    # The timestamps have the same fixed format, so they compare as strings.
+    assert info["approximateArrivalOfFirstRecord"] <= info["approximateArrivalOfLastRecord"]
+    assert info["approximateArrivalOfLastRecord"] <= document["timestamp"]
+    assert info["batchSize"] == 3
+    assert info["streamArn"] == stream_arn
+
+
+def test_throttled_stream_keeps_records(lam, sqs, kinesis, role: str) -> None:  # type: ignore[no-untyped-def]
+    name, capture = _capture_function(lam, sqs, role)
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    failures_url, failures_arn = create_queue(sqs, unique_name("on-failure"))
+    stream_arn = _stream(kinesis)
+    # With no retries allowed, a throttle that counted as a function error would
+    # discard the first batch at once.
+    uuid = lam.create_event_source_mapping(
+        EventSourceArn=stream_arn,
+        FunctionName=name,
+        StartingPosition="LATEST",
+        BatchSize=2,
+        MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": failures_arn}},
+    )["UUID"]
+    wait_state(lam, uuid, "Enabled")
+    sequences = [
+        kinesis.put_record(StreamARN=stream_arn, Data=str(index).encode(), PartitionKey="k")[
+            "SequenceNumber"
+        ]
+        for index in range(6)
+    ]
+
+    # The poller reads new records within a second, so in this window it meets the
+    # throttle several times. The check is that nothing arrives, so the test waits
+    # out the whole window instead of polling.
+    time.sleep(3)
+
+    assert capture.poll() == []
+    assert receive_all(sqs, failures_url) == []
+
+    lam.delete_function_concurrency(FunctionName=name)
+    delivered = capture.wait_records(6, timeout=60)
+    wait_for(
+        lambda: lam.get_event_source_mapping(UUID=uuid)["LastProcessingResult"] == "OK",
+        timeout=10,
+        what="LastProcessingResult OK",
+    )
+    capture.poll()
+
+    assert receive_all(sqs, failures_url) == []
+    assert [base64.b64decode(r["kinesis"]["data"]) for r in capture.records] == [
+        str(index).encode() for index in range(6)
+    ]
+    assert [r["kinesis"]["sequenceNumber"] for r in delivered] == sequences
+    assert all(len(event["Records"]) <= 2 for event in capture.events)
