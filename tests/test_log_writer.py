@@ -58,7 +58,7 @@ async def _wait_for_events(group: str, stream: str, count: int) -> list[str]:
             await trio.sleep(0.01)
 
 
-async def test_logs_of_one_stream_share_one_put(writer: LogWriter) -> None:
+async def test_one_put_per_stream(writer: LogWriter) -> None:
     group = f"/aws/lambda/writer-{uuid.uuid4().hex[:8]}"
     calls: list[tuple[str, str, int]] = []
     backend = _backend()

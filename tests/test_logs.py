@@ -73,7 +73,10 @@ def test_no_tail_unless_asked(lam) -> None:  # type: ignore[no-untyped-def]
 
 
 def _stream_messages(logs, group: str, reports: int) -> tuple[str, list[str]]:  # type: ignore[no-untyped-def]
-    """Poll the group's first stream until it has `reports` REPORT lines."""
+    """Poll the group's first stream until it has `reports` REPORT lines.
+
+    Returns the stream's name and its messages.
+    """
     stream, messages = "", []
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

@@ -96,12 +96,12 @@ LogSink = Callable[[str, str, InvocationLog], None]
 class LogWriter:
     """Writes finished invocation logs to CloudWatch Logs in the embedded services.
 
-    `submit` does not block: it appends the log's events to its stream's pending
+    `submit` does not block. It appends the log's events to its stream's pending
     list. One task writes everything pending in a worker thread, `flush_seconds`
-    after the first pending log, with one PutLogEvents per stream. Under load that turns many
-    invocations into one thread hop and one call per stream, which matters because
-    moto's PutLogEvents has a high fixed cost per call. Start the task with
-    `nursery.start(writer.run)`.
+    after the first pending log, with one PutLogEvents call per stream. Under load
+    many invocations then share one thread hop and one call per stream, which
+    matters because moto's PutLogEvents has a high fixed cost per call. Start the
+    task with `nursery.start(writer.run)`.
     """
 
     services: EmbeddedServices
@@ -151,31 +151,22 @@ class LogWriter:
                 )
 
     def _put(self, backend: Any, group: str, stream: str, events: list[tuple[int, str]]) -> None:
-        from moto.logs.exceptions import ResourceAlreadyExistsException
-
-        if (group, stream) not in self._streams:
-            if group not in backend.groups:
-                try:
-                    backend.create_log_group(group, {})
-                except ResourceAlreadyExistsException:
-                    pass
-            try:
-                backend.create_log_stream(group, stream)
-            except ResourceAlreadyExistsException:
-                pass
-            self._streams.add((group, stream))
         documents = [{"timestamp": timestamp, "message": message} for timestamp, message in events]
+        if (group, stream) not in self._streams:
+            self._create_stream(backend, group, stream)
         try:
             backend.put_log_events(group, stream, documents)
         except Exception:
-            # The group or stream was deleted through the API: create it again.
-            self._streams.discard((group, stream))
-            if group not in backend.groups:
-                backend.create_log_group(group, {})
-            if stream not in backend.groups[group].streams:
-                backend.create_log_stream(group, stream)
+            # The group or stream was deleted through the API, so create it again.
+            self._create_stream(backend, group, stream)
             backend.put_log_events(group, stream, documents)
-            self._streams.add((group, stream))
+
+    def _create_stream(self, backend: Any, group: str, stream: str) -> None:
+        if group not in backend.groups:
+            backend.create_log_group(group, {})
+        if stream not in backend.groups[group].streams:
+            backend.create_log_stream(group, stream)
+        self._streams.add((group, stream))
 
 
 def _timestamp(event: tuple[int, str]) -> int:

@@ -143,7 +143,7 @@ class _Request:
 
     method: str
     path: str
-    #: Header values by lower-case name; a repeated header keeps its last value.
+    #: Header values by lower-case name. A repeated header keeps its last value.
     headers: dict[bytes, bytes]
     body: bytes | _Oversized
     keep_alive: bool

@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable
 from importlib import metadata
 from typing import Any
 
+from hypercorn.events import RawData
+
 logger = logging.getLogger("lambdasim.server")
 
 #: The Hypercorn minor versions whose HTTP/1.1 protocol `install()` changes.
@@ -40,7 +42,8 @@ class HeadHoldingSend:
     def __init__(self, send: Callable[[Any], Awaitable[None]]) -> None:
         self._send = send
         self._hold = False
-        self._held: bytes | None = None
+        #: The response head kept back, if any.
+        self._head: bytes | None = None
 
     def hold_next(self) -> None:
         self._hold = True
@@ -50,30 +53,20 @@ class HeadHoldingSend:
         self._hold = False
 
     async def __call__(self, event: Any) -> None:
-        from hypercorn.events import RawData
-
         if self._hold and isinstance(event, RawData):
             self._hold = False
-            self._held = event.data
+            self._head = event.data
             return
-        held, self._held = self._held, None
-        if held is None and isinstance(event, RawData) and not event.data:
+        head, self._head = self._head, None
+        if head is None and isinstance(event, RawData) and not event.data:
             # The end of a Content-Length message is written as no bytes at all.
             return
-        if held is not None:
+        if head is not None:
             if isinstance(event, RawData):
-                event = RawData(data=held + event.data, address=event.address)
+                event = RawData(data=head + event.data, address=event.address)
             else:
-                await self._send(RawData(data=held))
+                await self._send(RawData(data=head))
         await self._send(event)
-
-
-def _version_supported() -> bool:
-    try:
-        version = metadata.version("hypercorn")
-    except metadata.PackageNotFoundError:
-        return False
-    return any(version == v or version.startswith(f"{v}.") for v in SUPPORTED_VERSIONS)
 
 
 def install() -> bool:
@@ -84,10 +77,14 @@ def install() -> bool:
     global _installed
     if _installed:
         return True
-    if not _version_supported():
+    try:
+        version = metadata.version("hypercorn")
+    except metadata.PackageNotFoundError:
+        version = "(unknown version)"
+    if not any(version == v or version.startswith(f"{v}.") for v in SUPPORTED_VERSIONS):
         logger.info(
-            "Hypercorn %s is not one of %s: responses keep Hypercorn's own writes",
-            _hypercorn_version(),
+            "Hypercorn %s is not one of %s, so responses keep Hypercorn's own writes",
+            version,
             ", ".join(SUPPORTED_VERSIONS),
         )
         return False
@@ -120,10 +117,3 @@ def install() -> bool:
     hypercorn.protocol.H11Protocol = HeadJoiningH11Protocol  # type: ignore[misc]
     _installed = True
     return True
-
-
-def _hypercorn_version() -> str:
-    try:
-        return metadata.version("hypercorn")
-    except metadata.PackageNotFoundError:
-        return "(unknown version)"
